@@ -1,0 +1,25 @@
+//! ssegate: an edge reverse proxy, built on Pingora, for web apps that stream LLM output to
+//! browsers with Server-Sent Events.
+//!
+//! A request flows one way through the modules: [`routes`] picks the route, [`upstream`]
+//! the server, [`proxy`] (Pingora's pipeline) or [`relay`] (stream routes) carry the bytes,
+//! [`headers`] sets what each side is told, and every stream is watched by [`observe`]
+//! (through [`sse`] and [`dialect`]) on its way to [`metrics`] and [`streams`].
+
+pub mod admin;
+pub mod config;
+pub mod demo;
+pub mod dialect;
+pub mod headers;
+pub mod heartbeat;
+pub mod limits;
+pub mod metrics;
+pub mod observe;
+pub mod proxy;
+pub mod relay;
+pub mod routes;
+pub mod server;
+pub mod site;
+pub mod sse;
+pub mod streams;
+pub mod upstream;

@@ -1,0 +1,530 @@
+//! The relay: how a stream route is served.
+//!
+//! Pingora's proxy loop writes to the client only when the upstream sends something, and its
+//! body filters are synchronous and data-driven, so nothing in the pipeline can write a
+//! heartbeat while the upstream is silent. A stream route therefore answers from
+//! `request_filter` and drives the upstream itself with Pingora's own HTTP client and
+//! connection pool, in one task that waits on three things at once: the next upstream read,
+//! the client hanging up, and one timer (heartbeat or idle deadline, see
+//! [`heartbeat::Schedule`]). The upstream read future is kept alive across timer wake-ups
+//! rather than re-created, so no partial read is ever cancelled. Everything that is not a
+//! stream route still goes through Pingora's pipeline.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use pingora::prelude::HttpPeer;
+use pingora::protocols::http::client::HttpSession;
+use pingora::{Error, ErrorType, Result};
+use pingora_proxy::Session;
+
+use crate::config::StreamSettings;
+use crate::headers;
+use crate::heartbeat::{self, Schedule, Wake};
+use crate::observe::StreamEnd;
+use crate::proxy::{client_tls, error_status, RequestCtx};
+use crate::proxy::{UPGRADED_IDLE, UPSTREAM_POOL_IDLE, UPSTREAM_WRITE_TIMEOUT};
+use crate::site::{RouteState, Shared};
+use crate::sse::Framing;
+
+/// An upstream peer for a pre-resolved address (no DNS on the request path).
+pub fn peer(
+    addr: SocketAddr,
+    connect_timeout: Duration,
+    read_timeout: Option<Duration>,
+) -> HttpPeer {
+    let mut peer = HttpPeer::new(addr, false, String::new());
+    peer.options.connection_timeout = Some(connect_timeout);
+    peer.options.read_timeout = read_timeout;
+    peer.options.write_timeout = Some(UPSTREAM_WRITE_TIMEOUT);
+    peer.options.idle_timeout = Some(UPSTREAM_POOL_IDLE);
+    peer
+}
+
+/// Why a relay stopped before the upstream finished.
+enum Stop {
+    /// The client went away (or could not be written to).
+    Client(Box<Error>),
+    /// The upstream failed or stayed silent too long.
+    Upstream(Box<Error>, StreamEnd),
+}
+
+fn up(e: Box<Error>) -> Stop {
+    Stop::Upstream(e.into_up(), StreamEnd::UpstreamError)
+}
+
+fn down(e: Box<Error>) -> Stop {
+    Stop::Client(e.into_down())
+}
+
+/// Serves a stream-route request; `Ok(true)` means the response is complete.
+pub(crate) async fn serve(
+    shared: &Shared,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+) -> Result<bool> {
+    let (site, index) = match (&ctx.site, ctx.route) {
+        (Some(s), Some(i)) => (s.clone(), i),
+        _ => return Error::e_explain(ErrorType::InternalError, "relay without route"),
+    };
+    let Some((route, state)) = site.route(index) else {
+        return Error::e_explain(ErrorType::InternalError, "route index out of range");
+    };
+    let Some(pool) = site.pool(route) else {
+        return Error::e_explain(ErrorType::InternalError, "route without upstream");
+    };
+    let mode = Mode::of(route.stream.as_ref(), session.is_upgrade_req());
+    let header_wait = if route.read_timeout_set || route.stream.is_none() {
+        route.read_timeout
+    } else {
+        mode.idle
+    };
+    let mut relay = Relay {
+        shared,
+        session,
+        ctx,
+        state,
+        mode,
+        schedule: Schedule::new(header_wait, None, Instant::now()),
+    };
+    if mode.early_headers {
+        relay.start_early().await.map_err(|e| e.into_down())?;
+    }
+    let result = relay.run(pool, &site.config.trusted_proxies).await;
+    relay.conclude(result).await
+}
+
+/// How one request is relayed.
+#[derive(Clone, Copy, Debug)]
+struct Mode {
+    /// Longest upstream silence once the response has started.
+    idle: Duration,
+    heartbeat: Option<Duration>,
+    sse_headers: bool,
+    early_headers: bool,
+    /// An HTTP/1.1 upgrade (WebSocket): after a 101, bytes flow both ways as they are.
+    upgrade: bool,
+}
+
+impl Mode {
+    fn of(stream: Option<&StreamSettings>, upgrade: bool) -> Mode {
+        match stream {
+            Some(s) if !upgrade => Mode {
+                idle: s.idle_timeout,
+                heartbeat: s.heartbeat,
+                sse_headers: s.sse_headers,
+                early_headers: s.early_headers,
+                upgrade: false,
+            },
+            _ => Mode {
+                idle: stream.map_or(UPGRADED_IDLE, |s| s.idle_timeout),
+                heartbeat: None,
+                sse_headers: false,
+                early_headers: false,
+                upgrade,
+            },
+        }
+    }
+}
+
+struct Relay<'a> {
+    shared: &'a Shared,
+    session: &'a mut Session,
+    ctx: &'a mut RequestCtx,
+    state: &'a RouteState,
+    mode: Mode,
+    schedule: Schedule,
+}
+
+impl Relay<'_> {
+    /// `early_headers`: answer 200 with the SSE headers before the upstream is even asked.
+    async fn start_early(&mut self) -> Result<()> {
+        let http11 = self.session.req_header().version == http::Version::HTTP_11;
+        let resp = headers::early_sse_response(http11)?;
+        self.session
+            .write_response_header(Box::new(resp), false)
+            .await?;
+        self.ctx.status = 200;
+        self.ctx.stream = Some(self.shared.track(
+            Framing::Sse,
+            self.ctx.started,
+            self.state,
+            self.ctx.client,
+            String::new(),
+        ));
+        self.schedule.set_heartbeat(self.mode.heartbeat);
+        Ok(())
+    }
+
+    /// Connects, forwards the request and relays the response; `Ok` when the upstream ended.
+    async fn run(
+        &mut self,
+        pool: &crate::upstream::Pool,
+        trusted: &[ipnet::IpNet],
+    ) -> std::result::Result<(), Stop> {
+        let (mut upstream, peer) = self.connect(pool).await?;
+        self.send_request(&mut upstream, trusted).await?;
+        self.wait_for_header(&mut upstream).await?;
+        self.forward_header(&upstream).await?;
+        if self.ctx.status == 101 {
+            return self.tunnel(&mut upstream).await;
+        }
+        while let Some(chunk) = self.next_chunk(&mut upstream).await? {
+            self.forward_chunk(chunk).await?;
+        }
+        if upstream.response_done() {
+            self.shared
+                .connector
+                .release_http_session(upstream, &peer, Some(UPSTREAM_POOL_IDLE))
+                .await;
+        }
+        Ok(())
+    }
+
+    /// Leases a server and connects; a failed connection is tried once more on the next one.
+    async fn connect(
+        &mut self,
+        pool: &crate::upstream::Pool,
+    ) -> std::result::Result<(HttpSession, HttpPeer), Stop> {
+        loop {
+            let lease = pool.pick(&self.ctx.tried).ok_or_else(|| {
+                up(Error::explain(
+                    ErrorType::ConnectNoRoute,
+                    "every server of the upstream was tried",
+                ))
+            })?;
+            self.ctx.tried.push(lease.index());
+            let may_retry = self.ctx.tried.len() < 2 && pool.servers().len() > 1;
+            let addr = match lease.server().addr_or_resolve().await {
+                Ok(a) => a,
+                Err(e) if may_retry => {
+                    log::warn!(
+                        "resolving {}: {e}; trying the next server",
+                        lease.server().label
+                    );
+                    continue;
+                }
+                Err(e) => {
+                    return Err(up(Error::because(
+                        ErrorType::ConnectNoRoute,
+                        format!("resolving {}", lease.server().label),
+                        e,
+                    )))
+                }
+            };
+            let peer = peer(addr, pool.connect_timeout, None);
+            match self.shared.connector.get_http_session(&peer).await {
+                Ok((session, _reused)) => {
+                    if let Some(stream) = self.ctx.stream.as_ref() {
+                        // An early_headers stream learns its server only now.
+                        stream.set_upstream(&lease.server().label);
+                    }
+                    self.ctx.lease = Some(lease);
+                    return Ok((session, peer));
+                }
+                Err(e) if may_retry => {
+                    log::warn!(
+                        "connecting to {}: {e}; trying the next server",
+                        lease.server().label
+                    );
+                }
+                Err(e) => return Err(up(e)),
+            }
+        }
+    }
+
+    /// Sends the request header and streams the request body through.
+    async fn send_request(
+        &mut self,
+        upstream: &mut HttpSession,
+        trusted: &[ipnet::IpNet],
+    ) -> std::result::Result<(), Stop> {
+        let mut req = self.session.req_header().clone();
+        headers::upstream_request(&mut req, self.mode.upgrade);
+        let peer = self
+            .session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip())
+            .unwrap_or(self.ctx.client);
+        headers::set_forwarded(&mut req, peer, client_tls(self.session), trusted);
+        upstream
+            .write_request_header(Box::new(req))
+            .await
+            .map_err(up)?;
+        while let Some(chunk) = self.session.read_request_body().await.map_err(down)? {
+            upstream
+                .write_request_body(chunk, false)
+                .await
+                .map_err(up)?;
+        }
+        upstream.finish_request_body().await.map_err(up)?;
+        Ok(())
+    }
+
+    /// Waits for the response header while watching the client and the clock.
+    async fn wait_for_header(
+        &mut self,
+        upstream: &mut HttpSession,
+    ) -> std::result::Result<(), Stop> {
+        let read = upstream.read_response_header();
+        tokio::pin!(read);
+        let timer = tokio::time::sleep_until(self.schedule.next_wake(true).into());
+        tokio::pin!(timer);
+        loop {
+            tokio::select! {
+                biased;
+                r = &mut read => return r.map_err(up),
+                r = self.session.downstream_session.read_body_or_idle(true) => return Err(gone(r)),
+                _ = &mut timer => {
+                    match self.schedule.on_wake(Instant::now(), true) {
+                        Wake::IdleTimeout => {
+                            let e = Error::explain(ErrorType::ReadTimedout, "no response header from the upstream in time");
+                            return Err(Stop::Upstream(e.into_up(), StreamEnd::IdleTimeout));
+                        }
+                        Wake::Heartbeat => self.heartbeat().await?,
+                        Wake::SleepUntil(_) => {}
+                    }
+                    timer.as_mut().reset(self.schedule.next_wake(true).into());
+                }
+            }
+        }
+    }
+
+    /// Writes the response header (unless `early_headers` already did) and starts the stream.
+    async fn forward_header(&mut self, upstream: &HttpSession) -> std::result::Result<(), Stop> {
+        let Some(resp) = upstream.response_header() else {
+            return Err(up(Error::explain(
+                ErrorType::InvalidHTTPHeader,
+                "no response header",
+            )));
+        };
+        let now = Instant::now();
+        if self.ctx.stream.is_some() {
+            // early_headers: the client already has a 200; only success can continue it.
+            if !resp.status.is_success() {
+                let e = Error::explain(
+                    ErrorType::HTTPStatus(resp.status.as_u16()),
+                    "upstream answered with an error status",
+                );
+                return Err(Stop::Upstream(e.into_up(), StreamEnd::UpstreamError));
+            }
+            self.schedule = Schedule::new(self.mode.idle, self.mode.heartbeat, now);
+            return Ok(());
+        }
+        let mut resp = resp.clone();
+        if self.mode.upgrade && resp.status.as_u16() == 101 {
+            // The handshake answer goes out as it came: its Upgrade and Connection headers
+            // are the protocol switch itself.
+            self.ctx.status = 101;
+            self.session
+                .write_response_header(Box::new(resp), false)
+                .await
+                .map_err(down)?;
+            self.schedule = Schedule::new(self.mode.idle, None, now);
+            return Ok(());
+        }
+        let framing = headers::response_framing(&resp, !self.mode.upgrade);
+        if let (Some(f), true) = (framing, self.mode.sse_headers) {
+            headers::set_sse_headers(&mut resp, f);
+        }
+        let http11 = self.session.req_header().version == http::Version::HTTP_11;
+        headers::set_downstream_framing(&mut resp, http11);
+        self.ctx.status = resp.status.as_u16();
+        self.session
+            .write_response_header(Box::new(resp), false)
+            .await
+            .map_err(down)?;
+        // Heartbeats are SSE comments: only an SSE body may carry them.
+        let heartbeat = if framing == Some(Framing::Sse) {
+            self.mode.heartbeat
+        } else {
+            None
+        };
+        self.schedule = Schedule::new(self.mode.idle, heartbeat, now);
+        if let Some(f) = framing {
+            let label = self
+                .ctx
+                .lease
+                .as_ref()
+                .map(|l| l.server().label.clone())
+                .unwrap_or_default();
+            self.ctx.stream =
+                Some(
+                    self.shared
+                        .track(f, self.ctx.started, self.state, self.ctx.client, label),
+                );
+        }
+        Ok(())
+    }
+
+    fn at_boundary(&self) -> bool {
+        self.ctx
+            .stream
+            .as_ref()
+            .is_none_or(|s| s.at_event_boundary())
+    }
+
+    /// The next upstream body chunk (`None` at the end), writing heartbeats while it is late.
+    async fn next_chunk(
+        &mut self,
+        upstream: &mut HttpSession,
+    ) -> std::result::Result<Option<Bytes>, Stop> {
+        let read = upstream.read_response_body();
+        tokio::pin!(read);
+        let timer = tokio::time::sleep_until(self.schedule.next_wake(self.at_boundary()).into());
+        tokio::pin!(timer);
+        loop {
+            tokio::select! {
+                biased;
+                r = &mut read => return r.map_err(up),
+                r = self.session.downstream_session.read_body_or_idle(true) => return Err(gone(r)),
+                _ = &mut timer => {
+                    let boundary = self.at_boundary();
+                    match self.schedule.on_wake(Instant::now(), boundary) {
+                        Wake::IdleTimeout => {
+                            let e = Error::explain(ErrorType::ReadTimedout, "upstream silent for the idle timeout");
+                            return Err(Stop::Upstream(e.into_up(), StreamEnd::IdleTimeout));
+                        }
+                        Wake::Heartbeat => self.heartbeat().await?,
+                        Wake::SleepUntil(_) => {}
+                    }
+                    timer.as_mut().reset(self.schedule.next_wake(self.at_boundary()).into());
+                }
+            }
+        }
+    }
+
+    /// Passes one upstream chunk to the client as it is.
+    async fn forward_chunk(&mut self, chunk: Bytes) -> std::result::Result<(), Stop> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        if let Some(stream) = self.ctx.stream.as_mut() {
+            stream.on_chunk(&chunk);
+        }
+        self.session
+            .write_response_body(Some(chunk), false)
+            .await
+            .map_err(down)?;
+        self.schedule.on_upstream(Instant::now());
+        Ok(())
+    }
+
+    /// After a 101: bytes in both directions, as they come, until either side closes.
+    /// (Pingora's pipeline has a race that can end such a tunnel at its start, cloudflare/pingora#946.)
+    async fn tunnel(&mut self, upstream: &mut HttpSession) -> std::result::Result<(), Stop> {
+        if let HttpSession::H1(h1) = upstream {
+            h1.maybe_upgrade_body_writer();
+        }
+        let timer = tokio::time::sleep(self.mode.idle);
+        tokio::pin!(timer);
+        loop {
+            tokio::select! {
+                r = self.session.downstream_session.read_request_body() => match r.map_err(down)? {
+                    Some(bytes) => upstream.write_request_body(bytes, false).await.map_err(up)?,
+                    None => return Ok(()),
+                },
+                r = upstream.read_response_body() => match r.map_err(up)? {
+                    Some(bytes) => {
+                        self.session.write_response_body(Some(bytes), false).await.map_err(down)?;
+                    }
+                    None => return Ok(()),
+                },
+                _ = &mut timer => {
+                    let e = Error::explain(ErrorType::ReadTimedout, "upgraded connection idle");
+                    return Err(Stop::Upstream(e.into_up(), StreamEnd::IdleTimeout));
+                }
+            }
+            timer
+                .as_mut()
+                .reset((Instant::now() + self.mode.idle).into());
+        }
+    }
+
+    async fn heartbeat(&mut self) -> std::result::Result<(), Stop> {
+        self.session
+            .write_response_body(Some(Bytes::from_static(heartbeat::COMMENT)), false)
+            .await
+            .map_err(down)?;
+        self.schedule.on_heartbeat(Instant::now());
+        if let Some(s) = self.ctx.stream.as_ref() {
+            s.on_heartbeat();
+        }
+        Ok(())
+    }
+
+    /// Turns how the relay stopped into the request's result, recording the stream's end.
+    async fn conclude(mut self, result: std::result::Result<(), Stop>) -> Result<bool> {
+        let status = self.ctx.status;
+        match result {
+            Ok(()) => {
+                let end = match self.session.write_response_body(None, true).await {
+                    Ok(()) => StreamEnd::Finished,
+                    Err(_) => StreamEnd::ClientClosed,
+                };
+                if let Some(s) = self.ctx.stream.as_mut() {
+                    s.finish(end, status);
+                }
+                Ok(true)
+            }
+            Err(Stop::Client(e)) => {
+                if let Some(s) = self.ctx.stream.as_mut() {
+                    s.finish(StreamEnd::ClientClosed, status);
+                }
+                Err(e)
+            }
+            Err(Stop::Upstream(e, end)) => {
+                let early_unanswered = self
+                    .ctx
+                    .stream
+                    .as_ref()
+                    .is_some_and(|s| s.stats().bytes == 0)
+                    && self.mode.early_headers;
+                if early_unanswered {
+                    return self.error_event(e, end).await;
+                }
+                if let Some(s) = self.ctx.stream.as_mut() {
+                    s.finish(end, status);
+                } else if self.session.response_written().is_none() {
+                    log::warn!("upstream failed before answering: {e}");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// `early_headers` and the upstream failed before its body: tell the client in-band.
+    async fn error_event(&mut self, e: Box<Error>, end: StreamEnd) -> Result<bool> {
+        let status = match e.etype() {
+            ErrorType::HTTPStatus(c) => *c,
+            _ => error_status(&e),
+        };
+        log::warn!("upstream failed behind early headers: {e}");
+        let message = serde_json::json!({
+            "type": "error",
+            "status": status,
+            "message": e.etype().as_str(),
+        });
+        let event = format!("event: error\ndata: {message}\n\n");
+        if let Some(s) = self.ctx.stream.as_mut() {
+            s.finish(end, 200);
+        }
+        self.session
+            .write_response_body(Some(Bytes::from(event)), false)
+            .await?;
+        self.session.write_response_body(None, true).await?;
+        Ok(true)
+    }
+}
+
+/// The client-side probe finished: the client is gone (any return means that).
+fn gone(r: Result<Option<Bytes>>) -> Stop {
+    match r {
+        Err(e) => Stop::Client(e.into_down()),
+        Ok(_) => Stop::Client(
+            Error::explain(ErrorType::ConnectionClosed, "client sent data mid-stream").into_down(),
+        ),
+    }
+}

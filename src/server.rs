@@ -1,0 +1,237 @@
+//! Assembles the Pingora server from a config (public listeners, admin listener, background
+//! tasks) and runs it until a signal stops it.
+//!
+//! Signals: SIGHUP reloads the config file in place; SIGTERM and SIGINT stop accepting, let
+//! requests in flight finish for up to `shutdown_grace`, and exit as soon as none is left
+//! (Pingora alone would sleep out the whole grace period, and treats SIGINT as immediate).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use pingora::listeners::tls::TlsSettings;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::ShutdownWatch;
+use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use pingora::services::background::{background_service, BackgroundService};
+use pingora::services::listening::Service;
+use pingora::services::ServiceWithDependents;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::admin::Admin;
+use crate::config::{self, Config};
+use crate::metrics::Metrics;
+use crate::proxy::Gateway;
+use crate::site::Shared;
+
+/// How often upstream host names are resolved again (containers get new addresses).
+const RESOLVE_EVERY: Duration = Duration::from_secs(30);
+
+/// A configured server, ready to run.
+pub struct Gate {
+    server: Server,
+    shared: Arc<Shared>,
+    source: Option<PathBuf>,
+    grace: Duration,
+}
+
+impl Gate {
+    /// Builds every service of `config`. `source` is the file SIGHUP reloads (none for the demo).
+    pub fn new(config: Config, source: Option<PathBuf>) -> Result<Self, String> {
+        let conf = ServerConf {
+            threads: config.threads,
+            grace_period_seconds: Some(config.shutdown_grace.as_secs()),
+            graceful_shutdown_timeout_seconds: Some(1),
+            ..ServerConf::default()
+        };
+        let mut server = Server::new_with_opt_and_conf(Some(Opt::default()), conf);
+        server.bootstrap();
+        let metrics = Arc::new(Metrics::new());
+        let grace = config.shutdown_grace;
+        let listeners = config.listeners.clone();
+        let admin_addr = config.admin;
+        let shared = Arc::new(Shared::new(config, metrics));
+
+        let mut proxy = pingora_proxy::http_proxy_service_with_name(
+            &server.configuration,
+            Gateway::new(shared.clone()),
+            "ssegate",
+        );
+        for l in &listeners {
+            let addr = l.addr.to_string();
+            match &l.tls {
+                None => proxy.add_tcp(&addr),
+                Some(tls) => {
+                    let (cert, key) = (tls.cert.to_string_lossy(), tls.key.to_string_lossy());
+                    let mut settings = TlsSettings::intermediate(&cert, &key)
+                        .map_err(|e| format!("TLS for {addr}: {e}"))?;
+                    settings.enable_h2();
+                    proxy.add_tls_with_settings(&addr, None, settings);
+                }
+            }
+        }
+        server.add_service(proxy);
+
+        let mut admin = Service::new("admin".to_string(), Admin::new(shared.clone()));
+        admin.add_tcp(&admin_addr.to_string());
+        admin.threads = Some(1);
+        server.add_service(admin);
+
+        server.add_service(background_service(
+            "resolver",
+            Resolver {
+                shared: shared.clone(),
+            },
+        ));
+        Ok(Gate {
+            server,
+            shared,
+            source,
+            grace,
+        })
+    }
+
+    /// The shared state (for services that run beside the proxy).
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Adds another service to run in the same process (the demo's upstream).
+    pub fn add_service(&mut self, service: impl ServiceWithDependents + 'static) {
+        self.server.add_service(service);
+    }
+
+    /// Runs until SIGTERM or SIGINT, then exits the process.
+    pub fn run(self) -> ! {
+        let signals = Signals {
+            shared: self.shared.clone(),
+            source: self.source,
+            in_flight: self.shared.in_flight_counter(),
+            grace: self.grace,
+        };
+        self.server.run(RunArgs {
+            shutdown_signal: Box::new(signals),
+        });
+        std::process::exit(0)
+    }
+}
+
+/// Watches the process signals for the server's main loop.
+struct Signals {
+    shared: Arc<Shared>,
+    source: Option<PathBuf>,
+    in_flight: Arc<AtomicUsize>,
+    grace: Duration,
+}
+
+impl Signals {
+    fn reload(&self) {
+        let Some(path) = &self.source else {
+            log::warn!("SIGHUP: nothing to reload (no config file)");
+            return;
+        };
+        match config::load(path) {
+            Ok(new) => {
+                let old = self.shared.site();
+                if new.listeners.iter().map(|l| l.addr).ne(old
+                    .config
+                    .listeners
+                    .iter()
+                    .map(|l| l.addr))
+                    || new.admin != old.config.admin
+                    || new.threads != old.config.threads
+                {
+                    log::warn!(
+                        "SIGHUP: listeners, admin and threads keep their old values until restart"
+                    );
+                }
+                let site = self.shared.replace(new);
+                log::info!(
+                    "SIGHUP: reloaded {} ({} routes, {} upstreams)",
+                    path.display(),
+                    site.config.routes.len(),
+                    site.config.upstreams.len()
+                );
+            }
+            Err(e) => log::error!("SIGHUP: config refused, keeping the old one: {e}"),
+        }
+    }
+}
+
+#[async_trait]
+impl ShutdownSignalWatch for Signals {
+    async fn recv(&self) -> ShutdownSignal {
+        let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        ) else {
+            log::error!("cannot install signal handlers; stopping");
+            return ShutdownSignal::FastShutdown;
+        };
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => self.reload(),
+            }
+        }
+        log::info!(
+            "shutting down: no new connections; {} requests in flight get up to {:?}",
+            self.in_flight.load(Ordering::Relaxed),
+            self.grace
+        );
+        exit_when_drained(self.in_flight.clone(), self.grace);
+        ShutdownSignal::GracefulTerminate
+    }
+}
+
+/// Exits the process once no request is in flight, or when the grace period ends.
+fn exit_when_drained(in_flight: Arc<AtomicUsize>, grace: Duration) {
+    let deadline = Instant::now() + grace;
+    std::thread::spawn(move || {
+        // Give the listeners a moment to stop before judging the count.
+        std::thread::sleep(Duration::from_millis(100));
+        while Instant::now() < deadline {
+            if in_flight.load(Ordering::Relaxed) == 0 {
+                log::info!("all requests finished; exiting");
+                std::process::exit(0);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        log::warn!(
+            "grace period over with {} requests in flight; exiting",
+            in_flight.load(Ordering::Relaxed)
+        );
+        std::process::exit(0);
+    });
+}
+
+/// Resolves upstream host names at start and every [`RESOLVE_EVERY`] after.
+struct Resolver {
+    shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl BackgroundService for Resolver {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut failing: Vec<String> = Vec::new();
+        loop {
+            let site = self.shared.site();
+            let failed = site.upstreams.resolve_all().await;
+            let names: Vec<String> = failed.iter().map(|(n, _)| n.clone()).collect();
+            for (name, e) in &failed {
+                if !failing.contains(name) {
+                    log::warn!("cannot resolve upstream server {name}: {e}");
+                }
+            }
+            failing = names;
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(RESOLVE_EVERY) => {}
+            }
+        }
+    }
+}
