@@ -198,8 +198,10 @@ pub enum Step {
     Sleep(Duration),
     /// Read until the peer closes; report when.
     AwaitClose,
-    /// Keep the connection open without a word for this long.
+    /// Keep the connection open without a word for this long, then close it.
     Hang(Duration),
+    /// Close the connection now (an upstream that crashes).
+    Close,
 }
 
 /// A full answer.
@@ -356,6 +358,7 @@ async fn serve_conn<F>(
                     tokio::time::sleep(d).await;
                     return;
                 }
+                Step::Close => return,
                 Step::AwaitClose => {
                     let mut scratch = [0u8; 1024];
                     loop {
