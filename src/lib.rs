@@ -7,6 +7,8 @@
 //! (through [`sse`] and [`dialect`]) on its way to [`metrics`] and [`streams`].
 
 pub mod admin;
+pub mod background;
+pub mod client;
 pub mod config;
 pub mod demo;
 pub mod dialect;

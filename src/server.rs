@@ -13,21 +13,18 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use pingora::listeners::tls::TlsSettings;
 use pingora::server::configuration::{Opt, ServerConf};
-use pingora::server::ShutdownWatch;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
-use pingora::services::background::{background_service, BackgroundService};
+use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 use pingora::services::ServiceWithDependents;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::admin::Admin;
+use crate::background::Background;
 use crate::config::{self, Config};
 use crate::metrics::Metrics;
 use crate::proxy::Gateway;
 use crate::site::Shared;
-
-/// How often upstream host names are resolved again (containers get new addresses).
-const RESOLVE_EVERY: Duration = Duration::from_secs(30);
 
 /// A configured server, ready to run.
 pub struct Gate {
@@ -79,12 +76,8 @@ impl Gate {
         admin.threads = Some(1);
         server.add_service(admin);
 
-        server.add_service(background_service(
-            "resolver",
-            Resolver {
-                shared: shared.clone(),
-            },
-        ));
+        let checks = Background::new(shared.clone());
+        server.add_service(background_service("upstream checks", checks));
         Ok(Gate {
             server,
             shared,
@@ -207,31 +200,4 @@ fn exit_when_drained(in_flight: Arc<AtomicUsize>, grace: Duration) {
         );
         std::process::exit(0);
     });
-}
-
-/// Resolves upstream host names at start and every [`RESOLVE_EVERY`] after.
-struct Resolver {
-    shared: Arc<Shared>,
-}
-
-#[async_trait]
-impl BackgroundService for Resolver {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        let mut failing: Vec<String> = Vec::new();
-        loop {
-            let site = self.shared.site();
-            let failed = site.upstreams.resolve_all().await;
-            let names: Vec<String> = failed.iter().map(|(n, _)| n.clone()).collect();
-            for (name, e) in &failed {
-                if !failing.contains(name) {
-                    log::warn!("cannot resolve upstream server {name}: {e}");
-                }
-            }
-            failing = names;
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                _ = tokio::time::sleep(RESOLVE_EVERY) => {}
-            }
-        }
-    }
 }

@@ -173,6 +173,8 @@ pub struct Received {
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub peer: SocketAddr,
+    /// When the whole request had arrived.
+    pub at: Instant,
 }
 
 impl Received {
@@ -422,6 +424,7 @@ async fn read_request(
                 headers: hs,
                 body,
                 peer,
+                at: Instant::now(),
             });
         }
         let mut tmp = [0u8; 8192];
