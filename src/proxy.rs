@@ -164,7 +164,11 @@ impl ProxyHttp for Gateway {
         session: &mut Session,
         _ctx: &mut RequestCtx,
     ) -> Result<()> {
-        session.set_keepalive(Some(CLIENT_KEEPALIVE_SECS));
+        // Only bound a keepalive Pingora allows: it is off for `Connection: close`, HTTP/1.0
+        // and requests with both Content-Length and Transfer-Encoding (RFC 9112 6.3: close).
+        if session.get_keepalive().is_some() {
+            session.set_keepalive(Some(CLIENT_KEEPALIVE_SECS));
+        }
         session.set_write_timeout(Some(CLIENT_WRITE_TIMEOUT));
         Ok(())
     }
@@ -179,12 +183,9 @@ impl ProxyHttp for Gateway {
             return Ok(true);
         };
         let peer = peer_ip(session);
-        let xff = session
-            .req_header()
-            .headers
-            .get("x-forwarded-for")
-            .map(|v| v.as_bytes());
-        ctx.client = headers::client_ip(peer, xff, &site.config.trusted_proxies);
+        // Every X-Forwarded-For line: a trusted proxy may add its own after the client's.
+        let xff = headers::joined(&session.req_header().headers, "x-forwarded-for");
+        ctx.client = headers::client_ip(peer, xff.as_deref(), &site.config.trusted_proxies);
         ctx.site = Some(site.clone());
         ctx.route = Some(index);
         let Some((route, state)) = site.route(index) else {
@@ -264,6 +265,9 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
+        if let Some(lease) = &ctx.lease {
+            lease.server().refresh_after_failure();
+        }
         let servers = ctx
             .site
             .as_ref()

@@ -224,12 +224,16 @@ impl Relay<'_> {
                     return Ok((session, peer));
                 }
                 Err(e) if may_retry => {
+                    lease.server().refresh_after_failure();
                     log::warn!(
                         "connecting to {}: {e}; trying the next server",
                         lease.server().label
                     );
                 }
-                Err(e) => return Err(up(e)),
+                Err(e) => {
+                    lease.server().refresh_after_failure();
+                    return Err(up(e));
+                }
             }
         }
     }

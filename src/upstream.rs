@@ -52,6 +52,22 @@ impl Server {
         Ok(found)
     }
 
+    /// After a failed connect: looks the name up again in the background, so a container
+    /// that came back with a new address is found by the next request, not 30 s later.
+    pub fn refresh_after_failure(self: &Arc<Self>) {
+        if self.label.parse::<SocketAddr>().is_ok() {
+            return;
+        }
+        let server = self.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = server.resolve().await {
+                    log::debug!("resolving {} again: {e}", server.label);
+                }
+            });
+        }
+    }
+
     /// The address, resolving it now if it was never resolved.
     pub async fn addr_or_resolve(&self) -> std::io::Result<SocketAddr> {
         match self.addr() {
