@@ -80,7 +80,7 @@ pub fn set_forwarded(req: &mut RequestHeader, peer: IpAddr, tls: bool, trusted: 
 }
 
 /// All values of a header joined with ", " (a header may be sent several times).
-fn joined(headers: &HeaderMap, name: &str) -> Option<Vec<u8>> {
+pub(crate) fn joined(headers: &HeaderMap, name: &str) -> Option<Vec<u8>> {
     let mut out: Option<Vec<u8>> = None;
     for v in headers.get_all(name) {
         let o = out.get_or_insert_with(Vec::new);

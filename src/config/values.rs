@@ -24,9 +24,18 @@ pub fn duration(text: &str) -> Result<Duration, String> {
             "invalid duration \"{text}\": a unit is needed, e.g. {t}s or {t}ms"
         ));
     }
-    humantime::parse_duration(t)
-        .map_err(|e| format!("invalid duration \"{text}\": {e} (write e.g. 250ms, 15s, 5m, 1h)"))
+    let d = humantime::parse_duration(t)
+        .map_err(|e| format!("invalid duration \"{text}\": {e} (write e.g. 250ms, 15s, 5m, 1h)"))?;
+    // `now + d` panics past the range of `Instant` (about 292 billion years, within reach
+    // of humantime): every timer deadline is computed that way.
+    if d > MAX_DURATION {
+        return Err(format!("invalid duration \"{text}\": at most 100 years"));
+    }
+    Ok(d)
 }
+
+/// The longest duration accepted: 100 years of 365.25 days, as humantime counts them.
+const MAX_DURATION: Duration = Duration::from_secs(3_155_760_000);
 
 /// A duration that must be above zero (timeouts, intervals, heartbeat).
 pub fn positive_duration(text: &str) -> Result<Duration, String> {
@@ -222,6 +231,11 @@ mod tests {
         assert!(duration("5").unwrap_err().contains("unit is needed"));
         assert!(duration("5x").unwrap_err().contains("\"5x\""));
         assert!(duration("").is_err());
+        // Regression: such a timeout panicked every stream request (Instant overflow).
+        assert!(duration("10000000000000000000s")
+            .unwrap_err()
+            .contains("at most 100 years"));
+        assert_eq!(duration("100y"), Ok(Duration::from_secs(3_155_760_000)));
     }
 
     #[test]
