@@ -81,10 +81,10 @@ impl DemoModel {
                     .as_u64()
                     .map(|n| n as usize)
                     .unwrap_or(usize::MAX);
-                self.ensure_loaded().await;
                 if req["stream"].as_bool().unwrap_or(false) {
                     self.stream_reply(s, &model, max_words).await
                 } else {
+                    self.ensure_loaded().await;
                     let text: Vec<&str> = REPLY.split_inclusive(' ').take(max_words).collect();
                     let answer = completion(&model, &text.concat(), text.len());
                     write_all(s, 200, "application/json", answer.to_string().into_bytes()).await
@@ -120,7 +120,10 @@ impl DemoModel {
         resp.insert_header("content-type", "text/event-stream")?;
         resp.insert_header("cache-control", "no-cache")?;
         resp.insert_header("transfer-encoding", "chunked")?;
+        // Like a Django StreamingHttpResponse: the headers go out at once, the model is slow
+        // to its first token (while it loads, ssegate's heartbeats keep the line alive).
         s.write_response_header(Box::new(resp)).await?;
+        self.ensure_loaded().await;
         let id = format!("chatcmpl-demo{}", unix_time());
         let chunk = |delta: Value, finish: Value| {
             json!({"id": id, "object": "chat.completion.chunk", "created": unix_time(), "model": model,
@@ -232,7 +235,7 @@ pub fn config_text(opts: &DemoOptions, model: SocketAddr) -> String {
         "    upstream: llm".into(),
         "    stream:".into(),
         "      idle_timeout: 600s".into(),
-        "      heartbeat: 2s".into(),
+        "      heartbeat: 1s".into(),
         "  - path: /".into(),
         "    name: other".into(),
         "    upstream: llm".into(),
