@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use pingora::prelude::HttpPeer;
 use pingora::protocols::http::client::HttpSession;
+use pingora::protocols::http::HttpTask;
 use pingora::{Error, ErrorType, Result};
 use pingora_proxy::Session;
 
@@ -40,6 +41,20 @@ pub fn peer(
     peer.options.write_timeout = Some(UPSTREAM_WRITE_TIMEOUT);
     peer.options.idle_timeout = Some(UPSTREAM_POOL_IDLE);
     peer
+}
+
+/// Most upstream chunks written to the client in one go.
+const MAX_BATCH: usize = 32;
+
+/// Polls a future once: its output if it is ready now, else `None`. Used for upstream reads,
+/// which Pingora's own pipeline also cancels this way (they resume where they stopped).
+fn ready_now<F: std::future::Future>(f: F) -> Option<F::Output> {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => Some(v),
+        std::task::Poll::Pending => None,
+    }
 }
 
 /// Why a relay stopped before the upstream finished.
@@ -170,8 +185,29 @@ impl Relay<'_> {
         if self.ctx.status == 101 {
             return self.tunnel(&mut upstream).await;
         }
-        while let Some(chunk) = self.next_chunk(&mut upstream).await? {
-            self.forward_chunk(chunk).await?;
+        let mut ended = false;
+        while !ended {
+            let Some(first) = self.next_chunk(&mut upstream).await? else {
+                break;
+            };
+            // Chunks the upstream already sent go out together, in one write and one flush
+            // (as Pingora's pipeline does): per-chunk writes cost a syscall per event.
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match ready_now(upstream.read_response_body()) {
+                    Some(Ok(Some(chunk))) => batch.push(chunk),
+                    Some(Ok(None)) => {
+                        ended = true;
+                        break;
+                    }
+                    Some(Err(e)) => {
+                        self.forward(batch).await?;
+                        return Err(up(e));
+                    }
+                    None => break,
+                }
+            }
+            self.forward(batch).await?;
         }
         if upstream.response_done() {
             self.shared
@@ -401,17 +437,34 @@ impl Relay<'_> {
     }
 
     /// Passes one upstream chunk to the client as it is.
-    async fn forward_chunk(&mut self, chunk: Bytes) -> std::result::Result<(), Stop> {
-        if chunk.is_empty() {
-            return Ok(());
-        }
+    /// Passes upstream chunks to the client as they are, in one write.
+    async fn forward(&mut self, mut batch: Vec<Bytes>) -> std::result::Result<(), Stop> {
+        batch.retain(|c| !c.is_empty());
         if let Some(stream) = self.ctx.stream.as_mut() {
-            stream.on_chunk(&chunk);
+            for chunk in &batch {
+                stream.on_chunk(chunk);
+            }
         }
-        self.session
-            .write_response_body(Some(chunk), false)
-            .await
-            .map_err(down)?;
+        match batch.len() {
+            0 => return Ok(()),
+            1 => {
+                let chunk = batch.pop();
+                self.session
+                    .write_response_body(chunk, false)
+                    .await
+                    .map_err(down)?;
+            }
+            _ => {
+                let tasks = batch
+                    .into_iter()
+                    .map(|c| HttpTask::Body(Some(c), false))
+                    .collect();
+                self.session
+                    .write_response_tasks(tasks)
+                    .await
+                    .map_err(down)?;
+            }
+        }
         self.schedule.on_upstream(Instant::now());
         Ok(())
     }
