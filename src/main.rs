@@ -49,6 +49,13 @@ enum Command {
         #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
         load_delay: Duration,
     },
+    /// Probe a stream from the outside: does it stream, or does some hop buffer it?
+    Probe(ssegate::probe::ProbeArgs),
+    /// Print the ssegate YAML equivalent to an nginx config; what does not translate goes to stderr.
+    ConvertNginx {
+        /// nginx.conf to translate
+        file: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -62,6 +69,10 @@ fn main() -> ExitCode {
         },
     };
     match command {
+        Command::Probe(args) => {
+            ExitCode::from(u8::try_from(ssegate::probe::run(args)).unwrap_or(1))
+        }
+        Command::ConvertNginx { file } => convert_nginx(&file),
         Command::Check { config } => match config::load(&config) {
             Ok(cfg) => {
                 print!("{}", config::summary(&cfg));
@@ -90,6 +101,26 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(e),
         },
+    }
+}
+
+/// `convert-nginx`: the YAML on stdout, one note per line on stderr.
+fn convert_nginx(file: &std::path::Path) -> ExitCode {
+    match ssegate::nginx::convert(file) {
+        Ok(conversion) => {
+            print!("{}", conversion.yaml);
+            for note in &conversion.notes {
+                eprintln!("{note}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            // The notes say why nothing usable was left.
+            for note in e.notes() {
+                eprintln!("{note}");
+            }
+            fail(e)
+        }
     }
 }
 

@@ -90,6 +90,11 @@ impl Proxy {
         panic!("ssegate not ready in time:\n{}", self.log_text());
     }
 
+    /// The process id (for /proc/<pid>/status and /proc/<pid>/fd).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// What ssegate logged so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
