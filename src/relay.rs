@@ -193,6 +193,7 @@ impl Relay<'_> {
             // Chunks the upstream already sent go out together, in one write and one flush
             // (as Pingora's pipeline does): per-chunk writes cost a syscall per event.
             let mut batch = vec![first];
+            let mut quiet = false;
             while batch.len() < MAX_BATCH {
                 match ready_now(upstream.read_response_body()) {
                     Some(Ok(Some(chunk))) => batch.push(chunk),
@@ -204,10 +205,19 @@ impl Relay<'_> {
                         self.forward(batch).await?;
                         return Err(up(e));
                     }
-                    None => break,
+                    None => {
+                        quiet = true;
+                        break;
+                    }
                 }
             }
             self.forward(batch).await?;
+            if quiet {
+                // The upstream went quiet: what was counted shows now, not at its next chunk.
+                if let Some(stream) = self.ctx.stream.as_mut() {
+                    stream.publish_now();
+                }
+            }
         }
         if upstream.response_done() {
             self.shared
@@ -441,9 +451,7 @@ impl Relay<'_> {
     async fn forward(&mut self, mut batch: Vec<Bytes>) -> std::result::Result<(), Stop> {
         batch.retain(|c| !c.is_empty());
         if let Some(stream) = self.ctx.stream.as_mut() {
-            for chunk in &batch {
-                stream.on_chunk(chunk);
-            }
+            stream.on_chunks(&batch);
         }
         match batch.len() {
             0 => return Ok(()),

@@ -159,6 +159,22 @@ pub struct TrackedStream {
     metrics: RouteMetrics,
     started: Instant,
     outcome: Option<Outcome>,
+    /// Counts not yet added to the shared counters (see [`PUBLISH_EVERY`]).
+    pending: Pending,
+}
+
+/// How often a stream adds its counts to the shared counters and `/streams`. Shared atomics
+/// on every chunk of a fast stream cost more than parsing it; a scrape never sees the lag.
+const PUBLISH_EVERY: Duration = Duration::from_millis(50);
+
+/// Counts of a stream not yet published.
+#[derive(Default)]
+struct Pending {
+    chunks: u64,
+    bytes: u64,
+    delta: ChunkDelta,
+    last_event: Option<Instant>,
+    published: Option<Instant>,
 }
 
 impl TrackedStream {
@@ -180,40 +196,74 @@ impl TrackedStream {
             metrics,
             started,
             outcome: None,
+            pending: Pending::default(),
         }
     }
 
-    /// Observes one upstream body chunk on its way to the client.
+    /// Observes one upstream body chunk on its way to the client and publishes at once
+    /// (for callers that cannot tell when the stream goes quiet).
     pub fn on_chunk(&mut self, chunk: &[u8]) {
-        if chunk.is_empty() {
-            return;
-        }
-        let now = Instant::now();
-        let delta = self.observer.on_chunk(chunk, now);
-        let len = chunk.len() as u64;
-        self.metrics.chunks.inc();
-        self.metrics.bytes.inc_by(len);
-        self.live.bytes.fetch_add(len, Ordering::Relaxed);
-        self.add(delta, now);
+        self.on_chunks(std::slice::from_ref(&chunk));
+        self.publish_now();
     }
 
-    /// Adds what the observer saw to the live entry and the counters.
-    fn add(&self, delta: ChunkDelta, now: Instant) {
-        if delta.events > 0 {
-            self.metrics.events.inc_by(delta.events);
-            self.live.events.fetch_add(delta.events, Ordering::Relaxed);
-            let since =
-                u64::try_from(now.duration_since(self.started).as_nanos()).unwrap_or(u64::MAX - 1);
-            self.live.last_event.store(since + 1, Ordering::Relaxed);
+    /// Observes chunks that go to the client together (one clock read for all of them).
+    /// Counts reach the shared counters every [`PUBLISH_EVERY`] at most; the caller calls
+    /// [`Self::publish_now`] when the upstream goes quiet, so nothing waits on the next chunk.
+    pub fn on_chunks<C: AsRef<[u8]>>(&mut self, chunks: &[C]) {
+        let now = Instant::now();
+        let p = &mut self.pending;
+        for chunk in chunks.iter().map(AsRef::as_ref).filter(|c| !c.is_empty()) {
+            let d = self.observer.on_chunk(chunk, now);
+            p.delta.events += d.events;
+            p.delta.output_chars += d.output_chars;
+            p.delta.errors += d.errors;
+            if d.events > 0 {
+                p.last_event = Some(now);
+            }
+            p.bytes += chunk.len() as u64;
+            p.chunks += 1;
         }
-        if delta.output_chars > 0 {
-            self.metrics.output_chars.inc_by(delta.output_chars);
-            self.live
-                .output_chars
-                .fetch_add(delta.output_chars, Ordering::Relaxed);
+        if p.published
+            .is_none_or(|at| now.duration_since(at) >= PUBLISH_EVERY)
+        {
+            self.publish(now);
         }
-        if delta.errors > 0 {
-            self.metrics.errors.inc_by(delta.errors);
+    }
+
+    /// Adds the pending counts to the shared counters and the live entry now.
+    pub fn publish_now(&mut self) {
+        if self.pending.chunks > 0 || self.pending.delta != ChunkDelta::default() {
+            self.publish(Instant::now());
+        }
+    }
+
+    /// Adds the pending counts to the shared counters and the live entry.
+    fn publish(&mut self, now: Instant) {
+        let p = std::mem::take(&mut self.pending);
+        self.pending.published = Some(now);
+        let (m, live, d) = (&self.metrics, &self.live, p.delta);
+        if p.chunks > 0 {
+            m.chunks.inc_by(p.chunks);
+            m.bytes.inc_by(p.bytes);
+            live.bytes.fetch_add(p.bytes, Ordering::Relaxed);
+        }
+        if d.events > 0 {
+            m.events.inc_by(d.events);
+            live.events.fetch_add(d.events, Ordering::Relaxed);
+        }
+        if let Some(at) = p.last_event {
+            let since = u64::try_from(at.duration_since(self.started).as_nanos());
+            live.last_event
+                .store(since.unwrap_or(u64::MAX - 1) + 1, Ordering::Relaxed);
+        }
+        if d.output_chars > 0 {
+            m.output_chars.inc_by(d.output_chars);
+            live.output_chars
+                .fetch_add(d.output_chars, Ordering::Relaxed);
+        }
+        if d.errors > 0 {
+            m.errors.inc_by(d.errors);
         }
     }
 
@@ -252,7 +302,11 @@ impl TrackedStream {
         let now = Instant::now();
         let outcome = self.observer.finish(end, now);
         // An unterminated last NDJSON line is only dispatched by finish.
-        self.add(self.observer.finish_delta(), now);
+        let last = self.observer.finish_delta();
+        self.pending.delta.events += last.events;
+        self.pending.delta.output_chars += last.output_chars;
+        self.pending.delta.errors += last.errors;
+        self.publish(now);
         self.outcome = Some(outcome);
         let stats = self.observer.stats();
         let m = &self.metrics;
@@ -281,6 +335,7 @@ impl TrackedStream {
 
 impl Drop for TrackedStream {
     fn drop(&mut self) {
+        self.publish(Instant::now());
         self.metrics.active.dec();
         self.registry.remove(self.live.id);
     }
@@ -307,6 +362,8 @@ mod tests {
             "127.0.0.1:8000".into(),
         );
         assert_eq!(rm.active.get(), 1);
+        s.on_chunks::<&[u8]>(&[b"", b": comment\n\n"]);
+        assert_eq!(rm.chunks.get(), 1, "empty chunks are not counted");
         s.on_chunk(b"data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\ndata: [DONE]\n\n");
         let rows = reg.rows(Instant::now());
         assert_eq!(rows.len(), 1);
