@@ -318,9 +318,20 @@ impl Relay<'_> {
         &mut self,
         upstream: &mut HttpSession,
     ) -> std::result::Result<(), Stop> {
-        let read = upstream.read_response_header();
+        let silent = "no response header from the upstream in time";
+        self.await_upstream(upstream.read_response_header(), silent)
+            .await
+    }
+
+    /// Waits for an upstream read while watching the client (gone: stop) and the clock
+    /// (heartbeats while the upstream is late, and its idle timeout).
+    async fn await_upstream<T>(
+        &mut self,
+        read: impl std::future::Future<Output = Result<T>>,
+        silent: &'static str,
+    ) -> std::result::Result<T, Stop> {
         tokio::pin!(read);
-        let timer = tokio::time::sleep_until(self.schedule.next_wake(true).into());
+        let timer = tokio::time::sleep_until(self.schedule.next_wake(self.at_boundary()).into());
         tokio::pin!(timer);
         loop {
             tokio::select! {
@@ -328,15 +339,15 @@ impl Relay<'_> {
                 r = &mut read => return r.map_err(up),
                 r = self.session.downstream_session.read_body_or_idle(true) => return Err(gone(r)),
                 _ = &mut timer => {
-                    match self.schedule.on_wake(Instant::now(), true) {
+                    match self.schedule.on_wake(Instant::now(), self.at_boundary()) {
                         Wake::IdleTimeout => {
-                            let e = Error::explain(ErrorType::ReadTimedout, "no response header from the upstream in time");
+                            let e = Error::explain(ErrorType::ReadTimedout, silent);
                             return Err(Stop::Upstream(e.into_up(), StreamEnd::IdleTimeout));
                         }
                         Wake::Heartbeat => self.heartbeat().await?,
                         Wake::SleepUntil(_) => {}
                     }
-                    timer.as_mut().reset(self.schedule.next_wake(true).into());
+                    timer.as_mut().reset(self.schedule.next_wake(self.at_boundary()).into());
                 }
             }
         }
@@ -421,32 +432,11 @@ impl Relay<'_> {
         &mut self,
         upstream: &mut HttpSession,
     ) -> std::result::Result<Option<Bytes>, Stop> {
-        let read = upstream.read_response_body();
-        tokio::pin!(read);
-        let timer = tokio::time::sleep_until(self.schedule.next_wake(self.at_boundary()).into());
-        tokio::pin!(timer);
-        loop {
-            tokio::select! {
-                biased;
-                r = &mut read => return r.map_err(up),
-                r = self.session.downstream_session.read_body_or_idle(true) => return Err(gone(r)),
-                _ = &mut timer => {
-                    let boundary = self.at_boundary();
-                    match self.schedule.on_wake(Instant::now(), boundary) {
-                        Wake::IdleTimeout => {
-                            let e = Error::explain(ErrorType::ReadTimedout, "upstream silent for the idle timeout");
-                            return Err(Stop::Upstream(e.into_up(), StreamEnd::IdleTimeout));
-                        }
-                        Wake::Heartbeat => self.heartbeat().await?,
-                        Wake::SleepUntil(_) => {}
-                    }
-                    timer.as_mut().reset(self.schedule.next_wake(self.at_boundary()).into());
-                }
-            }
-        }
+        let silent = "upstream silent for the idle timeout";
+        self.await_upstream(upstream.read_response_body(), silent)
+            .await
     }
 
-    /// Passes one upstream chunk to the client as it is.
     /// Passes upstream chunks to the client as they are, in one write.
     async fn forward(&mut self, mut batch: Vec<Bytes>) -> std::result::Result<(), Stop> {
         batch.retain(|c| !c.is_empty());
