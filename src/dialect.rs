@@ -1,14 +1,19 @@
 //! Model output text, token usage and end markers read from one event's payload.
 //!
-//! Payloads are parsed with serde_json only as far as needed: unknown fields are skipped
-//! without being built, and strings without escapes borrow from the event's bytes.
+//! A strict scanner (`dialect/scan.rs`) reads the common payloads into the same `Raw` that
+//! serde_json would build, about three times faster; whatever it is unsure of is parsed with
+//! serde_json, only as far as needed: unknown fields are skipped without being built, and
+//! strings without escapes borrow from the event's bytes.
 
 use std::borrow::Cow;
-use std::fmt;
-use std::marker::PhantomData;
 
-use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::IgnoredAny;
 use serde::Deserialize;
+
+#[path = "dialect/de.rs"]
+mod de;
+#[path = "dialect/scan.rs"]
+mod scan;
 
 /// The API family an event's payload belongs to.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -69,6 +74,36 @@ pub struct Payload<'a> {
 
 /// Read one event: `event_type` is the SSE `event:` field (`"message"` by default).
 pub fn inspect<'a>(event_type: &str, data: &'a [u8]) -> Payload<'a> {
+    // Whatever the scanner is unsure of goes to serde_json: both paths give the same `Raw`
+    // (`dialect/proptests.rs` checks it).
+    read(event_type, data, |body, raw| {
+        scan::raw(body, raw).is_some() || parse(body, raw)
+    })
+}
+
+/// `inspect` through serde_json alone: the reference the fast path is tested and benched against.
+pub fn inspect_slow<'a>(event_type: &str, data: &'a [u8]) -> Payload<'a> {
+    read(event_type, data, parse)
+}
+
+/// serde_json's reading of `body` into `raw`; false when it is not valid.
+fn parse<'a>(body: &'a [u8], raw: &mut Raw<'a>) -> bool {
+    match serde_json::from_slice(body) {
+        Ok(parsed) => {
+            *raw = parsed;
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// What both paths share: `parse` reads a trimmed JSON object into a default `Raw`, false
+/// when it is not valid (what it left in `Raw` then is dropped).
+fn read<'a>(
+    event_type: &str,
+    data: &'a [u8],
+    parse: impl FnOnce(&'a [u8], &mut Raw<'a>) -> bool,
+) -> Payload<'a> {
     let mut payload = Payload {
         end: event_type == "done",
         error: event_type == "error",
@@ -84,7 +119,8 @@ pub fn inspect<'a>(event_type: &str, data: &'a [u8]) -> Payload<'a> {
     if body.first() != Some(&b'{') {
         return payload;
     }
-    if let Ok(raw) = serde_json::from_slice::<Raw<'a>>(body) {
+    let mut raw = Raw::default();
+    if parse(body, &mut raw) {
         raw.read_into(&mut payload);
     }
     payload.text = payload.text.filter(|t| !t.is_empty());
@@ -92,7 +128,7 @@ pub fn inspect<'a>(event_type: &str, data: &'a [u8]) -> Payload<'a> {
 }
 
 /// The union of the top-level fields every dialect uses.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 #[serde(default)]
 struct Raw<'a> {
     #[serde(rename = "type", borrow)]
@@ -127,14 +163,15 @@ struct Raw<'a> {
 }
 
 impl<'a> Raw<'a> {
-    fn read_into(self, p: &mut Payload<'a>) {
+    /// What `Raw` says, taking the values it hands over (by reference: `Raw` is large).
+    fn read_into(&mut self, p: &mut Payload<'a>) {
         p.error |= self.error.is_some();
         let object = self.object.as_str().unwrap_or_default();
         if self.choices.is_some()
             || object.starts_with("chat.completion")
             || object == "text_completion"
         {
-            let choices = self.choices.unwrap_or_default();
+            let choices = self.choices.take().unwrap_or_default();
             let completions = object == "text_completion" || (choices.completion && !choices.chat);
             p.dialect = if completions {
                 Dialect::OpenAiCompletions
@@ -142,7 +179,7 @@ impl<'a> Raw<'a> {
                 Dialect::OpenAiChat
             };
             p.text = choices.text;
-            if let Some(u) = self.usage {
+            if let Some(u) = self.usage.take() {
                 p.input_tokens = u.prompt_tokens.num().or(u.input_tokens.num());
                 p.output_tokens = u.completion_tokens.num().or(u.output_tokens.num());
             }
@@ -152,12 +189,14 @@ impl<'a> Raw<'a> {
             kind if kind.starts_with("response.") => {
                 p.dialect = Dialect::OpenAiResponses;
                 match kind {
-                    "response.output_text.delta" => p.text = self.delta.and_then(|d| d.string),
+                    "response.output_text.delta" => {
+                        p.text = self.delta.take().and_then(|d| d.string)
+                    }
                     "response.completed" => p.end = true,
                     "response.failed" => p.error = true,
                     _ => {}
                 }
-                if let Some(u) = self.response.and_then(|r| r.usage) {
+                if let Some(u) = self.response.take().and_then(|r| r.usage) {
                     p.input_tokens = u.input_tokens.num();
                     p.output_tokens = u.output_tokens.num();
                 }
@@ -172,14 +211,14 @@ impl<'a> Raw<'a> {
                 p.dialect = Dialect::Anthropic;
                 let usage = match kind {
                     "content_block_delta" => {
-                        let delta = self.delta.unwrap_or_default();
+                        let delta = self.delta.take().unwrap_or_default();
                         if delta.kind.as_str() == Some("text_delta") {
                             p.text = delta.text.into_str();
                         }
                         None
                     }
-                    "message_start" => self.message.and_then(|m| m.usage),
-                    "message_delta" => self.usage,
+                    "message_start" => self.message.take().and_then(|m| m.usage),
+                    "message_delta" => self.usage.take(),
                     "message_stop" => {
                         p.end = true;
                         None
@@ -194,7 +233,7 @@ impl<'a> Raw<'a> {
             kind @ ("start" | "chunk" | "done") => {
                 p.dialect = Dialect::Chunk;
                 match kind {
-                    "chunk" => p.text = self.content.into_str(),
+                    "chunk" => p.text = std::mem::take(&mut self.content).into_str(),
                     "done" => p.end = true,
                     _ => {}
                 }
@@ -205,7 +244,7 @@ impl<'a> Raw<'a> {
                 if let Scalar::Bool(done) = self.done {
                     p.dialect = Dialect::Ollama;
                     p.end |= done;
-                    p.text = match (self.message, self.response) {
+                    p.text = match (self.message.take(), self.response.take()) {
                         (Some(m), _) => m.content.into_str(),
                         (None, Some(r)) => r.string,
                         (None, None) => None,
@@ -219,7 +258,7 @@ impl<'a> Raw<'a> {
 }
 
 /// Token counts under any of the dialects' names.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 #[serde(default)]
 struct Usage<'a> {
     #[serde(borrow)]
@@ -233,11 +272,25 @@ struct Usage<'a> {
 }
 
 /// OpenAI `choices`, folded while parsing so that no `Vec` is built.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 struct Choices<'a> {
     text: Option<Cow<'a, str>>,
     chat: bool,
     completion: bool,
+}
+
+impl<'a> Choices<'a> {
+    /// Fold one more choice in (shared by the serde visitor and the scanner).
+    fn add(&mut self, choice: Choice<'a>) {
+        if let Some(delta) = choice.delta {
+            self.chat = true;
+            append(&mut self.text, delta.content.into_str());
+        }
+        if let Some(text) = choice.text.into_str() {
+            self.completion = true;
+            append(&mut self.text, Some(text));
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -247,33 +300,6 @@ struct Choice<'a> {
     delta: Option<Node<'a>>,
     #[serde(borrow)]
     text: Scalar<'a>,
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for Choices<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = Choices<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an array of choices")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Choices<'a>, A::Error> {
-                let mut out = Choices::default();
-                while let Some(choice) = seq.next_element::<Choice<'a>>()? {
-                    if let Some(delta) = choice.delta {
-                        out.chat = true;
-                        append(&mut out.text, delta.content.into_str());
-                    }
-                    if let Some(text) = choice.text.into_str() {
-                        out.completion = true;
-                        append(&mut out.text, Some(text));
-                    }
-                }
-                Ok(out)
-            }
-        }
-        d.deserialize_seq(V(PhantomData))
-    }
 }
 
 /// Several choices (`n > 1`) all count as output.
@@ -288,7 +314,7 @@ fn append<'a>(acc: &mut Option<Cow<'a, str>>, more: Option<Cow<'a, str>>) {
 }
 
 /// A leaf value read leniently: a value of another type is skipped instead of failing the event.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 enum Scalar<'a> {
     #[default]
     Other,
@@ -320,58 +346,8 @@ impl<'a> Scalar<'a> {
     }
 }
 
-impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ScalarVisitor(PhantomData))
-    }
-}
-
-struct ScalarVisitor<'a>(PhantomData<&'a ()>);
-
-impl<'de: 'a, 'a> Visitor<'de> for ScalarVisitor<'a> {
-    type Value = Scalar<'a>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Scalar<'a>, E> {
-        Ok(Scalar::Str(Cow::Borrowed(v)))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Scalar<'a>, E> {
-        Ok(Scalar::Str(Cow::Owned(v.to_owned())))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Scalar<'a>, E> {
-        Ok(Scalar::Str(Cow::Owned(v)))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Scalar<'a>, E> {
-        Ok(Scalar::Num(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Scalar<'a>, E> {
-        Ok(u64::try_from(v).map_or(Scalar::Other, Scalar::Num))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Scalar<'a>, E> {
-        // Some servers write counts as floats; `as` saturates.
-        Ok(if v >= 0.0 {
-            Scalar::Num(v as u64)
-        } else {
-            Scalar::Other
-        })
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Scalar<'a>, E> {
-        Ok(Scalar::Bool(v))
-    }
-    fn visit_unit<E>(self) -> Result<Scalar<'a>, E> {
-        Ok(Scalar::Other)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Scalar<'a>, A::Error> {
-        IgnoredAny.visit_seq(seq).map(|_| Scalar::Other)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Scalar<'a>, A::Error> {
-        IgnoredAny.visit_map(map).map(|_| Scalar::Other)
-    }
-}
-
 /// A value that is a string in one dialect and an object in another; only a few fields are kept.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 struct Node<'a> {
     string: Option<Cow<'a, str>>,
     kind: Scalar<'a>,
@@ -380,78 +356,12 @@ struct Node<'a> {
     usage: Option<Box<Usage<'a>>>,
 }
 
-#[derive(Deserialize)]
-#[serde(field_identifier, rename_all = "lowercase")]
-enum NodeKey {
-    Type,
-    Text,
-    Content,
-    Usage,
-    #[serde(other)]
-    Other,
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for Node<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = Node<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string or an object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node<'a>, A::Error> {
-                let mut node = Node::default();
-                while let Some(key) = map.next_key::<NodeKey>()? {
-                    match key {
-                        NodeKey::Type => node.kind = map.next_value()?,
-                        NodeKey::Text => node.text = map.next_value()?,
-                        NodeKey::Content => node.content = map.next_value()?,
-                        NodeKey::Usage => node.usage = map.next_value()?,
-                        NodeKey::Other => {
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                    }
-                }
-                Ok(node)
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Node<'a>, E> {
-                Ok(Node {
-                    string: Some(Cow::Borrowed(v)),
-                    ..Node::default()
-                })
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Node<'a>, E> {
-                Ok(Node {
-                    string: Some(Cow::Owned(v.to_owned())),
-                    ..Node::default()
-                })
-            }
-            fn visit_string<E>(self, v: String) -> Result<Node<'a>, E> {
-                Ok(Node {
-                    string: Some(Cow::Owned(v)),
-                    ..Node::default()
-                })
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Node<'a>, E> {
-                Ok(Node::default())
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Node<'a>, E> {
-                Ok(Node::default())
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Node<'a>, E> {
-                Ok(Node::default())
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Node<'a>, E> {
-                Ok(Node::default())
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Node<'a>, A::Error> {
-                IgnoredAny.visit_seq(seq).map(|_| Node::default())
-            }
-        }
-        d.deserialize_any(V(PhantomData))
-    }
-}
-
+#[cfg(test)]
+#[path = "dialect/proptests.rs"]
+mod proptests;
+#[cfg(test)]
+#[path = "dialect/scan_tests.rs"]
+mod scan_tests;
 #[cfg(test)]
 #[path = "dialect/tests.rs"]
 mod tests;
