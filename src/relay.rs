@@ -178,8 +178,10 @@ impl Relay<'_> {
         pool: &crate::upstream::Pool,
         trusted: &[ipnet::IpNet],
     ) -> std::result::Result<(), Stop> {
-        let (mut upstream, peer) = self.connect(pool).await?;
-        self.send_request(&mut upstream, trusted).await?;
+        // Boxed: connecting is a large state machine needed once, and an unboxed one would
+        // stay inside every open stream's future for the stream's whole life.
+        let (mut upstream, peer) = Box::pin(self.connect(pool)).await?;
+        Box::pin(self.send_request(&mut upstream, trusted)).await?;
         self.wait_for_header(&mut upstream).await?;
         self.forward_header(&upstream).await?;
         if self.ctx.status == 101 {

@@ -41,6 +41,9 @@ impl Gate {
     pub fn new(config: Config, source: Option<PathBuf>) -> Result<Self, String> {
         let conf = ServerConf {
             threads: config.threads,
+            // Measured in bench/: without work stealing, plain requests got 12-18% more
+            // requests per second for 5-15% less CPU each; a connection stays on its thread.
+            work_stealing: false,
             grace_period_seconds: Some(config.shutdown_grace.as_secs()),
             graceful_shutdown_timeout_seconds: Some(1),
             ..ServerConf::default()
