@@ -4,7 +4,7 @@
 //! and that ssegate's own config loader reads without panicking.
 //!
 //! Inputs naming device or kernel files (`/dev/`, `/proc/`, `/sys/`) are skipped: an
-//! `include /dev/zero;` would read forever, as `nginx -t` would; the operator's own config
+//! `include /dev/zero;` would make the converter read forever; the operator's own config
 //! is trusted that far.
 #![no_main]
 
