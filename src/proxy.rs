@@ -127,6 +127,24 @@ pub(crate) fn stream_end(e: Option<&Error>) -> StreamEnd {
     }
 }
 
+/// Longest error text written to the log for one request.
+const MAX_LOGGED_ERROR: usize = 400;
+
+/// An error as one bounded log line: Pingora puts whole (escaped) upstream header blocks
+/// into some errors, so a hostile upstream could otherwise write megabytes per request.
+pub(crate) fn bounded(e: &Error) -> String {
+    let mut text = e.to_string();
+    if text.len() > MAX_LOGGED_ERROR {
+        let mut cut = MAX_LOGGED_ERROR;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str("… (truncated)");
+    }
+    text
+}
+
 /// A short reason for an error body, without internal detail.
 fn error_text(status: u16, e: &Error) -> String {
     let reason = match status {
@@ -347,6 +365,12 @@ impl ProxyHttp for Gateway {
         Ok(None)
     }
 
+    /// Replaces Pingora's own error line (unbounded) with a bounded one.
+    fn suppress_error_log(&self, session: &Session, _ctx: &RequestCtx, e: &Error) -> bool {
+        log::error!("{} — {}", bounded(e), session.request_summary());
+        true
+    }
+
     /// Answers 502/504 with a short plain body, unless a response was already under way.
     async fn fail_to_proxy(
         &self,
@@ -408,6 +432,17 @@ mod tests {
             error_status(&Error::explain(ErrorType::HTTPStatus(413), "x")),
             413
         );
+    }
+
+    #[test]
+    fn logged_errors_are_bounded() {
+        let huge = "é".repeat(10_000);
+        let e = Error::explain(ErrorType::InvalidHTTPHeader, huge).into_up();
+        let line = bounded(&e);
+        assert!(line.len() < MAX_LOGGED_ERROR + 20, "{}", line.len());
+        assert!(line.ends_with("(truncated)"));
+        let short = Error::explain(ErrorType::ConnectRefused, "x").into_up();
+        assert!(!bounded(&short).contains("truncated"));
     }
 
     #[test]

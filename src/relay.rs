@@ -24,7 +24,7 @@ use crate::config::StreamSettings;
 use crate::headers;
 use crate::heartbeat::{self, Schedule, Wake};
 use crate::observe::StreamEnd;
-use crate::proxy::{client_tls, error_status, RequestCtx};
+use crate::proxy::{bounded, client_tls, error_status, RequestCtx};
 use crate::proxy::{UPGRADED_IDLE, UPSTREAM_POOL_IDLE, UPSTREAM_WRITE_TIMEOUT};
 use crate::site::{RouteState, Shared};
 use crate::sse::Framing;
@@ -545,7 +545,7 @@ impl Relay<'_> {
                 if let Some(s) = self.ctx.stream.as_mut() {
                     s.finish(end, status);
                 } else if self.session.response_written().is_none() {
-                    log::warn!("upstream failed before answering: {e}");
+                    log::warn!("upstream failed before answering: {}", bounded(&e));
                 }
                 Err(e)
             }
@@ -558,7 +558,7 @@ impl Relay<'_> {
             ErrorType::HTTPStatus(c) => *c,
             _ => error_status(&e),
         };
-        log::warn!("upstream failed behind early headers: {e}");
+        log::warn!("upstream failed behind early headers: {}", bounded(&e));
         let message = serde_json::json!({
             "type": "error",
             "status": status,
