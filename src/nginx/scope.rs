@@ -7,7 +7,7 @@ use super::parse::Directive;
 use super::values::{self, Dur};
 
 /// Directives that restrict who may reach a location; `NAME off` lifts an inherited one.
-const AUTH: [&str; 6] = [
+pub(super) const AUTH: [&str; 6] = [
     "auth_basic",
     "auth_request",
     "auth_jwt",

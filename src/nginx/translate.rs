@@ -17,18 +17,13 @@ use super::upstreams::{UpstreamOut, Upstreams};
 use super::values;
 use super::{NginxError, Note};
 
-/// Directives the [`Scope`] carries down to the locations that use them.
-const SCOPED: [&str; 12] = [
+/// Directives the [`Scope`] carries down to the locations that use them, besides the access
+/// controls of [`scope::AUTH`] (one list, so an auth directive can never be left behind).
+const SCOPED: [&str; 6] = [
     "proxy_read_timeout",
     "proxy_connect_timeout",
     "allow",
     "deny",
-    "auth_basic",
-    "auth_request",
-    "auth_jwt",
-    "auth_digest",
-    "auth_ldap",
-    "ssl_verify_client",
     "ssl_certificate",
     "ssl_certificate_key",
 ];
@@ -173,7 +168,9 @@ impl<'a> Cx<'a> {
                 .add(d, "not translated: not a duration above zero");
         }
         // The scope carries these down to the locations they apply to.
-        let scoped = SCOPED.contains(&name) || (name == "if" && refuses(d.children()));
+        let scoped = SCOPED.contains(&name)
+            || scope::AUTH.contains(&name)
+            || (name == "if" && refuses(d.children()));
         if let (false, Class::Note(why)) = (scoped, location::classify(d)) {
             self.notes.add(d, &why);
         }
