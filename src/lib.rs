@@ -12,6 +12,7 @@ pub mod client;
 pub mod config;
 pub mod demo;
 pub mod dialect;
+pub mod head_timeout;
 pub mod headers;
 pub mod heartbeat;
 pub mod limits;

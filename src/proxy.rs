@@ -15,6 +15,7 @@ use pingora::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
+use crate::head_timeout;
 use crate::headers;
 use crate::observe::StreamEnd;
 use crate::site::{InFlight, Shared, Site};
@@ -182,6 +183,7 @@ impl ProxyHttp for Gateway {
         session: &mut Session,
         _ctx: &mut RequestCtx,
     ) -> Result<()> {
+        head_timeout::head_read(session);
         // Only bound a keepalive Pingora allows: it is off for `Connection: close`, HTTP/1.0
         // and requests with both Content-Length and Transfer-Encoding (RFC 9112 6.3: close).
         if session.get_keepalive().is_some() {
@@ -397,6 +399,7 @@ impl ProxyHttp for Gateway {
 
     /// Runs once per request: closes the stream record and counts the request.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        head_timeout::next_head(session);
         if let Some(h) = session.response_written() {
             ctx.status = h.status.as_u16();
         }

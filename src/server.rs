@@ -24,6 +24,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::admin::Admin;
 use crate::background::Background;
 use crate::config::{self, Config};
+use crate::head_timeout::HeadTimeout;
 use crate::metrics::Metrics;
 use crate::proxy::Gateway;
 use crate::site::Shared;
@@ -56,11 +57,11 @@ impl Gate {
         let admin_addr = config.admin;
         let shared = Arc::new(Shared::new(config, metrics));
 
-        let mut proxy = pingora_proxy::http_proxy_service_with_name(
-            &server.configuration,
-            Gateway::new(shared.clone()),
-            "ssegate",
-        );
+        let gateway =
+            pingora_proxy::http_proxy(&server.configuration, Gateway::new(shared.clone()));
+        let heads = shared.clone();
+        let app = HeadTimeout::new(gateway, move || heads.site().config.header_timeout);
+        let mut proxy = Service::new("ssegate".to_string(), app);
         for l in &listeners {
             let addr = l.addr.to_string();
             // Pingora reads each connection through a 64 KiB buffer of its own, allocated

@@ -37,6 +37,8 @@ pub struct Config {
     pub routes: RouteTable,
     /// How long open streams may run after SIGTERM/SIGINT (default 30s).
     pub shutdown_grace: Duration,
+    /// Longest time from a request head's first byte to its end (default 10s).
+    pub header_timeout: Duration,
 }
 
 /// One public listener.

@@ -1,5 +1,5 @@
 //! The YAML file as serde sees it: exactly the contract's keys (plus
-//! `shutdown_grace`), anything else refused. Scalars are checked inside their
+//! `shutdown_grace`, `header_timeout`), anything else refused. Scalars are checked inside their
 //! deserializers so that serde_yaml reports a bad value at its own position.
 
 use std::collections::HashSet;
@@ -18,7 +18,7 @@ use super::values;
 #[derive(Debug, Default, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping of listen, admin, threads, trusted_proxies, upstreams, routes, shutdown_grace"
+    expecting = "a mapping of listen, admin, threads, trusted_proxies, upstreams, routes, shutdown_grace, header_timeout"
 )]
 pub struct FileModel {
     /// Public listeners.
@@ -39,6 +39,8 @@ pub struct FileModel {
     pub routes: Vec<RouteModel>,
     /// Time open streams get after SIGTERM/SIGINT (our addition to the contract).
     pub shutdown_grace: Option<Dur>,
+    /// Longest time a request head may take to arrive (our addition to the contract).
+    pub header_timeout: Option<PosDur>,
 }
 
 /// One `listen:` entry.

@@ -20,6 +20,8 @@ use super::{
 pub const DEFAULT_ADMIN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9901));
 /// Time open streams get after SIGTERM/SIGINT.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// Default `header_timeout`: a request head takes one packet, rarely a few.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Upstream TCP connect timeout.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time between health checks.
@@ -91,6 +93,7 @@ pub fn resolve(file: FileModel, text: &str, source: &Path) -> Result<Config, Con
         upstreams,
         routes: RouteTable::new(routes),
         shutdown_grace: file.shutdown_grace.map_or(DEFAULT_SHUTDOWN_GRACE, |d| d.0),
+        header_timeout: file.header_timeout.map_or(DEFAULT_HEADER_TIMEOUT, |d| d.0),
     })
 }
 

@@ -41,6 +41,7 @@ pub fn summary(cfg: &Config) -> String {
     };
     let _ = writeln!(s, "trusted_proxies: {proxies}");
     let _ = writeln!(s, "shutdown_grace: {}", dur(cfg.shutdown_grace));
+    let _ = writeln!(s, "header_timeout: {}", dur(cfg.header_timeout));
 
     let _ = writeln!(s, "routes (match order):");
     for (n, r) in cfg.routes.iter().enumerate() {

@@ -217,6 +217,8 @@ fn bad_durations() {
         Some("upstreams.frontend.health_check.interval"),
         "above zero",
     );
+    let e = err(&format!("{BASE}header_timeout: 0s\n"));
+    expect(&e, 13, 17, Some("header_timeout"), "above zero");
     // Zero grace is meaningful: exit at once.
     assert!(super::ok(&format!("{BASE}shutdown_grace: 0s\n"))
         .shutdown_grace

@@ -20,6 +20,7 @@ fn defaults() {
     assert_eq!(cfg.threads, cores);
     assert!(cfg.trusted_proxies.is_empty());
     assert_eq!(cfg.shutdown_grace, Duration::from_secs(30));
+    assert_eq!(cfg.header_timeout, Duration::from_secs(10));
     assert_eq!(cfg.listeners.len(), 1);
     assert_eq!(cfg.listeners[0].addr, addr("0.0.0.0:8080"));
     assert!(cfg.listeners[0].tls.is_none());
@@ -190,6 +191,7 @@ fn summary_lists_everything_in_match_order() {
         "admin: 127.0.0.1:9901",
         "trusted_proxies: none",
         "shutdown_grace: 30s",
+        "header_timeout: 10s",
         "  1. path=/api/chat/stream/ name=/api/chat/stream/ upstream=backend \
          stream(idle_timeout=10m heartbeat=15s sse_headers=true early_headers=false)",
         "  2. path=/api/ name=/api/ upstream=backend read_timeout=1m",
