@@ -314,7 +314,7 @@ mod tests {
         let (mut guard, mut client) = guarded(Duration::from_secs(10)).await;
         let mut buf = [0u8; 64];
         client.write_all(b"GET / HT").await.unwrap();
-        guard.read(&mut buf).await.unwrap();
+        assert_eq!(guard.read(&mut buf).await.unwrap(), 8);
         let t0 = Instant::now();
         let err = guard.read(&mut buf).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
@@ -328,7 +328,7 @@ mod tests {
         // An idle connection is not this clock's business (keepalive bounds it).
         tokio::time::sleep(Duration::from_secs(30)).await;
         client.write_all(b"POST / HTTP/1.1\r\n\r\n").await.unwrap();
-        guard.read(&mut buf).await.unwrap();
+        assert_eq!(guard.read(&mut buf).await.unwrap(), 19);
         guard.phase.store(DONE, Ordering::Relaxed);
         // A slow body is not a slow head.
         tokio::time::sleep(Duration::from_secs(30)).await;
@@ -339,7 +339,7 @@ mod tests {
         guard.phase.store(REARMED, Ordering::Relaxed);
         tokio::time::sleep(Duration::from_secs(30)).await;
         client.write_all(b"GET /2 HTTP/1.1\r\n").await.unwrap();
-        guard.read(&mut buf).await.unwrap();
+        assert_eq!(guard.read(&mut buf).await.unwrap(), 17);
         tokio::time::sleep(Duration::from_secs(9)).await;
         client.write_all(b"\r\n").await.unwrap();
         assert_eq!(guard.read(&mut buf).await.unwrap(), 2);
