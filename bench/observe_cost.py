@@ -2,11 +2,14 @@
 (`text/event-stream`) and not observed (`application/json`, which no route observes).
 Same route, same bytes, same chunking; CPU is utime+stime of the ssegate process.
 
-Usage: python3 bench/observe_cost.py PROXY_PORT UPSTREAM_PORT SSEGATE_PID EVENTS ROUNDS PATH
+Usage: python3 bench/observe_cost.py PROXY_PORT UPSTREAM_PORT SSEGATE_PID EVENTS ROUNDS PATH [PER_WRITE]
 with ssegate routing PATH to 127.0.0.1:UPSTREAM_PORT (see bench/observe_cost.yaml).
+PER_WRITE (default 16) is how many events the upstream writes at a time: 16 floods ssegate
+with batches, 1 is how model servers send tokens (each its own write).
 """
 import asyncio, sys, os, time, json
 PROXY, UP, PID, EVENTS, ROUNDS, PATH = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+PER_WRITE = int(sys.argv[7]) if len(sys.argv) > 7 else 16
 def cpu(pid):
     f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
@@ -24,9 +27,8 @@ async def upstream(reader, writer):
         except Exception: return
         ct = b"text/event-stream" if b"observe=1" in head else b"application/json"
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: " + ct + b"\r\ntransfer-encoding: chunked\r\n\r\n")
-        # events in batches of 16 chunks: a fast stream, not one giant write
-        for k in range(0, len(events), 16):
-            writer.write(b"".join(events[k:k+16])); await writer.drain()
+        for k in range(0, len(events), PER_WRITE):
+            writer.write(b"".join(events[k:k+PER_WRITE])); await writer.drain()
         writer.write(b"0\r\n\r\n"); await writer.drain()
 async def fetch(observe):
     r, w = await asyncio.open_connection("127.0.0.1", PROXY)
@@ -47,7 +49,7 @@ async def main():
             c0 = cpu(PID); t0 = time.time(); n = await fetch(obs); res[obs].append(cpu(PID) - c0)
     mb = len(body) / 1e6
     a = sorted(res[1])[ROUNDS // 2]; b = sorted(res[0])[ROUNDS // 2]
-    print(f"path={PATH} events={EVENTS} body={mb:.1f}MB rounds={ROUNDS} observed={a:.3f}s unobserved={b:.3f}s "
+    print(f"path={PATH} per_write={PER_WRITE} events={EVENTS} body={mb:.1f}MB rounds={ROUNDS} observed={a:.3f}s unobserved={b:.3f}s "
           f"observation={(a-b)/a*100:.1f}% of ssegate CPU  (all observed: {[round(x,3) for x in res[1]]}, unobserved: {[round(x,3) for x in res[0]]})")
     os._exit(0)
 asyncio.run(main())

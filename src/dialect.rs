@@ -14,6 +14,10 @@ use serde::Deserialize;
 mod de;
 #[path = "dialect/scan.rs"]
 mod scan;
+#[path = "dialect/shape.rs"]
+mod shape;
+
+pub use shape::Inspector;
 
 /// The API family an event's payload belongs to.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::dialect::{self, Dialect};
+use crate::dialect::{Dialect, Inspector};
 use crate::sse::{Event, Framing, Parser, DEFAULT_MAX_EVENT_BYTES};
 
 /// How a stream ended, as reported in `ssegate_streams_total{outcome}`.
@@ -105,6 +105,8 @@ pub struct ChunkDelta {
 #[derive(Debug)]
 pub struct StreamObserver {
     parser: Parser,
+    /// Reads each event's payload; remembers the stream's repeated shape.
+    inspector: Inspector,
     stats: StreamStats,
     started: Instant,
     last_chunk_at: Option<Instant>,
@@ -122,6 +124,7 @@ impl StreamObserver {
     pub fn with_max_event_bytes(framing: Framing, started: Instant, max: usize) -> Self {
         StreamObserver {
             parser: Parser::new(framing, max),
+            inspector: Inspector::default(),
             stats: StreamStats::default(),
             started,
             last_chunk_at: None,
@@ -146,9 +149,10 @@ impl StreamObserver {
         }
         self.last_chunk_at = Some(now);
         let mut delta = ChunkDelta::default();
-        let started = self.started;
-        self.parser
-            .feed(chunk, &mut |ev| record(stats, &mut delta, ev, started, now));
+        let (started, inspector) = (self.started, &mut self.inspector);
+        self.parser.feed(chunk, &mut |ev| {
+            record(stats, inspector, &mut delta, ev, started, now)
+        });
         self.add(delta);
         delta
     }
@@ -180,10 +184,10 @@ impl StreamObserver {
             return outcome;
         }
         let mut delta = ChunkDelta::default();
-        let (stats, started) = (&mut self.stats, self.started);
+        let (stats, started, inspector) = (&mut self.stats, self.started, &mut self.inspector);
         if end == StreamEnd::Finished {
             self.parser
-                .finish(&mut |ev| record(stats, &mut delta, ev, started, now));
+                .finish(&mut |ev| record(stats, inspector, &mut delta, ev, started, now));
         } else {
             // A body cut short leaves a truncated line: not an event.
             self.parser.finish(&mut |_| {});
@@ -205,12 +209,13 @@ impl StreamObserver {
 
 fn record(
     stats: &mut StreamStats,
+    inspector: &mut Inspector,
     delta: &mut ChunkDelta,
     ev: &Event<'_>,
     started: Instant,
     now: Instant,
 ) {
-    let payload = dialect::inspect(ev.event_type, ev.data);
+    let payload = inspector.inspect(ev.event_type, ev.data);
     delta.events += 1;
     if stats.dialect == Dialect::Unknown {
         stats.dialect = payload.dialect;

@@ -192,7 +192,7 @@ fn classify_64(block: &[u8; 64]) -> u64 {
 /// Decodes the escape at the start of `raw` (which starts with `\`) as serde_json does when
 /// it reads a `str`: the character and the escape's length. A surrogate pair is one
 /// character; an unpaired surrogate is `None`.
-fn escape(raw: &[u8]) -> Option<(char, usize)> {
+pub(in crate::dialect) fn escape(raw: &[u8]) -> Option<(char, usize)> {
     let c = match raw.get(1)? {
         b'"' => '"',
         b'\\' => '\\',
@@ -232,7 +232,7 @@ fn hex4(digits: &[u8]) -> Option<u32> {
 }
 
 /// Decodes a string's contents whose escapes the scanner has already checked.
-fn unescape(raw: &str) -> Option<String> {
+pub(in crate::dialect) fn unescape(raw: &str) -> Option<String> {
     let mut out = String::with_capacity(raw.len());
     let mut rest = raw;
     while let Some(at) = memchr::memchr(b'\\', rest.as_bytes()) {

@@ -242,3 +242,98 @@ fn any_json_reads_as_serde_json_reads_it() {
     let top = prop_oneof![4 => object(vec![("content", value(), 0.5), ("type", value(), 0.5)]), 1 => value()];
     differential(top.boxed(), vec!["message"], 4000, 0.1);
 }
+
+/// A JSON string's contents (what lies between its quotes), now and then broken by a byte.
+fn contents() -> BoxedStrategy<Vec<u8>> {
+    let byte = prop::sample::select(vec![b'"', b'\\', b'u', 0, 0x1f, 0x80, 0xc3, 0xff]);
+    (string(), 0..6u8, any::<Index>(), byte)
+        .prop_map(|(s, how, at, byte)| {
+            let quoted = s.into_bytes();
+            let mut c = quoted.get(1..quoted.len() - 1).unwrap_or_default().to_vec();
+            let i = at.index(c.len() + 1);
+            match how {
+                0 => c.insert(i, byte),
+                1 => c.truncate(i),
+                _ => {}
+            }
+            c
+        })
+        .boxed()
+}
+
+/// Feeds an `Inspector` a stream of events of one shape (the first payload with its text's
+/// contents replaced), with now and then another payload or event type in between; each must
+/// read as `inspect_slow` reads it. Returns (events built on the shape, events read from it).
+fn shaped_stream(payload: S, cases: u32) -> (u64, u64) {
+    let config = Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let (shaped, reused) = (Cell::new(0u64), Cell::new(0u64));
+    let others = prop::collection::vec((payload.clone(), 0..8u8, 0..12u8), 1..12);
+    // The first of several candidates whose text is one plain string makes the shape.
+    let firsts = prop::collection::vec(payload, 1..8);
+    let strategy = (firsts, prop::collection::vec(contents(), 1..12), others);
+    TestRunner::new(config)
+        .run(&strategy, |(firsts, texts, others)| {
+            let span_of = |data: &[u8]| match inspect_slow("message", data).text {
+                Some(Cow::Borrowed(t)) => {
+                    let start = t.as_ptr() as usize - data.trim_ascii().as_ptr() as usize;
+                    Some((start, start + t.len()))
+                }
+                _ => None,
+            };
+            let first = firsts
+                .iter()
+                .find(|p| span_of(p.as_bytes()).is_some())
+                .unwrap_or(&firsts[0])
+                .clone()
+                .into_bytes();
+            let body = first.trim_ascii();
+            let span = span_of(&first);
+            let mut inspector = Inspector::default();
+            let mut events = vec![("message", first.clone())];
+            for (text, (other, pick, kind)) in texts.iter().zip(others.iter().cycle()) {
+                let event_type = match kind {
+                    0 => "content_block_delta",
+                    1 => "error",
+                    2 => "done",
+                    _ => "message",
+                };
+                match (span, pick) {
+                    (Some((start, end)), 0..=5) => {
+                        let ev = [&body[..start], text.as_slice(), &body[end..]].concat();
+                        events.push((event_type, ev));
+                        shaped.set(shaped.get() + 1);
+                    }
+                    _ => events.push((event_type, other.clone().into_bytes())),
+                }
+            }
+            for (event_type, data) in &events {
+                prop_assert_eq!(
+                    inspector.inspect(event_type, data),
+                    inspect_slow(event_type, data),
+                    "{}",
+                    String::from_utf8_lossy(data)
+                );
+            }
+            reused.set(reused.get() + inspector.reused());
+            Ok(())
+        })
+        .unwrap();
+    let (shaped, reused) = (shaped.get(), reused.get());
+    println!("{reused} of {shaped} events built on a shape were read from it");
+    (shaped, reused)
+}
+
+#[test]
+fn a_repeated_shape_reads_as_serde_json_reads_it() {
+    for payload in [openai(), anthropic(), responses_and_chunks(), ollama()] {
+        let (shaped, reused) = shaped_stream(payload, 600);
+        assert!(
+            reused * 4 >= shaped,
+            "{reused} of {shaped} read from the shape"
+        );
+    }
+}

@@ -21,7 +21,7 @@ use super::{Choice, Choices, Node, Raw, Scalar, Usage};
 use lex::{classify, Number};
 
 #[path = "lex.rs"]
-mod lex;
+pub(super) mod lex;
 
 /// Nesting the scanner follows; deeper payloads go to serde_json (whose own limit is 128).
 const MAX_DEPTH: u32 = 32;

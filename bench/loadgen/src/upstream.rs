@@ -2,7 +2,9 @@
 //! its send time and written as its own chunk, and answers a small plain response.
 //!
 //! `GET /stream?n=N&iv=US` sends N token events US microseconds apart (0: as fast as the
-//! socket takes them), then `data: [DONE]` and the last chunk. `GET /plain` answers 13 bytes.
+//! socket takes them), then `data: [DONE]` and the last chunk. `GET /stream-unobserved` sends
+//! the same bytes labelled `application/json`, which ssegate passes on without observing: the
+//! pair measures what observation costs. `GET /plain` answers 13 bytes.
 //! Connections are kept alive, as a real app server does for a proxy's upstream pool.
 
 use std::io::Write as _;
@@ -39,6 +41,7 @@ const MAX_REQUESTS_PER_CONN: u64 = 10_000_000;
 const MAX_EVENTS: u64 = 100_000_000;
 
 const STREAM_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n";
+const UNOBSERVED_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n";
 const PLAIN: &[u8] =
     b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nhello, world\n";
 const NOT_FOUND: &[u8] =
@@ -80,7 +83,11 @@ async fn accept_loop(listener: TcpListener) {
 
 /// What a request asked for.
 enum Request {
-    Stream { events: u64, interval: Duration },
+    Stream {
+        events: u64,
+        interval: Duration,
+        head: &'static [u8],
+    },
     Plain,
     NotFound,
 }
@@ -96,8 +103,12 @@ async fn serve_conn(mut sock: TcpStream) -> std::io::Result<()> {
             None => return Ok(()),
         };
         match req {
-            Ok(Request::Stream { events, interval }) => {
-                stream(&mut sock, events, interval).await?;
+            Ok(Request::Stream {
+                events,
+                interval,
+                head,
+            }) => {
+                stream(&mut sock, head, events, interval).await?;
             }
             Ok(Request::Plain) => sock.write_all(PLAIN).await?,
             Ok(Request::NotFound) => sock.write_all(NOT_FOUND).await?,
@@ -182,8 +193,17 @@ fn parse_request(buf: &[u8]) -> Option<(usize, Parsed, usize)> {
     let path = req.path.unwrap_or("/");
     let (route, query) = path.split_once('?').unwrap_or((path, ""));
     let parsed = match route {
-        "/stream" => {
-            parse_stream_query(query).map(|(events, interval)| Request::Stream { events, interval })
+        "/stream" | "/stream-unobserved" => {
+            let head = if route == "/stream" {
+                STREAM_HEAD
+            } else {
+                UNOBSERVED_HEAD
+            };
+            parse_stream_query(query).map(|(events, interval)| Request::Stream {
+                events,
+                interval,
+                head,
+            })
         }
         "/plain" => Ok(Request::Plain),
         _ => Ok(Request::NotFound),
@@ -207,8 +227,13 @@ fn parse_stream_query(query: &str) -> Result<(u64, Duration), ()> {
 }
 
 /// Streams `events` stamped token events, then `[DONE]` and the last chunk.
-async fn stream(sock: &mut TcpStream, events: u64, interval: Duration) -> std::io::Result<()> {
-    sock.write_all(STREAM_HEAD).await?;
+async fn stream(
+    sock: &mut TcpStream,
+    head: &[u8],
+    events: u64,
+    interval: Duration,
+) -> std::io::Result<()> {
+    sock.write_all(head).await?;
     let mut chunk: Vec<u8> = Vec::with_capacity(256);
     let mut ticker = (!interval.is_zero()).then(|| {
         // The first event goes out at once (a timer would round it up to the next
