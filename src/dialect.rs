@@ -6,6 +6,7 @@
 //! strings without escapes borrow from the event's bytes.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 
 use serde::de::IgnoredAny;
 use serde::Deserialize;
@@ -82,6 +83,22 @@ pub fn inspect<'a>(event_type: &str, data: &'a [u8]) -> Payload<'a> {
     // (`dialect/proptests.rs` checks it).
     read(event_type, data, |body, raw| {
         scan::raw(body, raw).is_some() || parse(body, raw)
+    })
+}
+
+/// `inspect`, also noting in `holes` the values it passed over unread; `holes` is left empty
+/// unless the scanner read the whole payload.
+fn inspect_noting_holes<'a>(
+    event_type: &str,
+    data: &'a [u8],
+    holes: &RefCell<Vec<scan::Hole>>,
+) -> Payload<'a> {
+    holes.borrow_mut().clear();
+    read(event_type, data, |body, raw| {
+        scan::raw_noting_holes(body, raw, holes).is_some() || {
+            holes.borrow_mut().clear();
+            parse(body, raw)
+        }
     })
 }
 

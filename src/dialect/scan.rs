@@ -15,6 +15,8 @@
 //!
 //! Positions are passed and returned by value, so that they stay in registers.
 
+use std::cell::RefCell;
+
 use serde::de::IgnoredAny;
 
 use super::{Choice, Choices, Node, Raw, Scalar, Usage};
@@ -31,6 +33,31 @@ const MAX_BLOCKS: usize = 32;
 /// Reads a trimmed payload that starts with `{` into `raw` (a default one) as serde_json
 /// would, or `None` when unsure.
 pub(super) fn raw<'a>(body: &'a [u8], raw: &mut Raw<'a>) -> Option<()> {
+    scan(body, raw, None)
+}
+
+/// A value the scanner passed over without reading: its contents may change without changing
+/// what the payload says. `start..end` are a string's contents or a count's digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Hole {
+    pub start: usize,
+    pub end: usize,
+    /// A string (else a count: plain digits).
+    pub string: bool,
+}
+
+/// `raw`, noting in `holes` (cleared first) the strings and counts it skips, left to right;
+/// `holes` is complete only when this returns `Some`.
+pub(super) fn raw_noting_holes<'a>(
+    body: &'a [u8],
+    raw: &mut Raw<'a>,
+    holes: &RefCell<Vec<Hole>>,
+) -> Option<()> {
+    holes.borrow_mut().clear();
+    scan(body, raw, Some(holes))
+}
+
+fn scan<'a>(body: &'a [u8], raw: &mut Raw<'a>, holes: Option<&RefCell<Vec<Hole>>>) -> Option<()> {
     // Longer payloads (rare, like a final line with a long `context` array) go to serde_json.
     if body.len() > 64 * MAX_BLOCKS {
         return None;
@@ -52,6 +79,7 @@ pub(super) fn raw<'a>(body: &'a [u8], raw: &mut Raw<'a>) -> Option<()> {
         text,
         bytes: body,
         specials: &specials,
+        holes,
     };
     // The body is trimmed: nothing may follow the object.
     (s.top(raw)? == body.len()).then_some(())
@@ -63,6 +91,8 @@ struct Scanner<'a, 's> {
     bytes: &'a [u8],
     /// Bit i of word b set: byte 64 b + i is `"`, `\` or a control character.
     specials: &'s [u64; MAX_BLOCKS],
+    /// Where skipped values are noted, when asked.
+    holes: Option<&'s RefCell<Vec<Hole>>>,
 }
 
 /// Marks a field of a `#[derive(Deserialize)]` struct as read; serde rejects a duplicate
@@ -190,10 +220,27 @@ impl<'a> Scanner<'a, '_> {
     #[inline(always)]
     fn skip(self, at: usize, first: u8, depth: u32) -> Option<usize> {
         match first {
-            b'"' => self.string(at).map(|(_, end, _)| end + 1),
+            b'"' => {
+                let (start, end, _) = self.string(at)?;
+                self.hole(start, end, true);
+                Some(end + 1)
+            }
             b'n' => self.literal(at, b"null"),
-            b'-' | b'0'..=b'9' => self.number(at).map(|(_, after)| after),
+            b'-' | b'0'..=b'9' => {
+                let (number, after) = self.number(at)?;
+                if let (Number::Count(_), b'0'..=b'9') = (number, first) {
+                    self.hole(at, after, false);
+                }
+                Some(after)
+            }
             _ => self.skip_rest(at, first, depth),
+        }
+    }
+
+    #[inline(always)]
+    fn hole(self, start: usize, end: usize, string: bool) {
+        if let Some(holes) = self.holes {
+            holes.borrow_mut().push(Hole { start, end, string });
         }
     }
 
