@@ -1,4 +1,5 @@
-//! Dialect extraction from one event payload (`ssegate::dialect::inspect`).
+//! Dialect extraction from one event payload (`ssegate::dialect::inspect`), and from a
+//! stream of them (`ssegate::dialect::Inspector`, which reuses the last payload's shape).
 //!
 //! Input: byte 0 picks the SSE event type (`message`, `done`, `error`, or the next bytes up
 //! to a NUL), the rest is the event's data. Checked on every input:
@@ -6,11 +7,13 @@
 //! - ASCII whitespace around the payload changes nothing;
 //! - a payload that is not valid JSON (and not `[DONE]`) is of no dialect and carries no
 //!   text or tokens;
-//! - an unrecognised payload carries no text or tokens; text, when present, is not empty.
+//! - an unrecognised payload carries no text or tokens; text, when present, is not empty;
+//! - the data split at each 0x1e byte and read in order by one `Inspector` gives, for every
+//!   part, what `inspect` gives for that part alone.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ssegate::dialect::{inspect, Dialect};
+use ssegate::dialect::{inspect, Dialect, Inspector};
 
 fuzz_target!(|input: &[u8]| {
     let Some((&selector, rest)) = input.split_first() else {
@@ -27,6 +30,16 @@ fuzz_target!(|input: &[u8]| {
         }
     };
     let p = inspect(&event_type, data);
+
+    let mut inspector = Inspector::default();
+    for part in data.split(|&b| b == 0x1e) {
+        assert_eq!(
+            inspector.inspect(&event_type, part),
+            inspect(&event_type, part),
+            "the Inspector read {:?} otherwise",
+            String::from_utf8_lossy(part)
+        );
+    }
 
     let mut padded = b" \r\n\t".to_vec();
     padded.extend_from_slice(data);

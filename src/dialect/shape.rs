@@ -39,19 +39,22 @@ struct Template {
     bytes: Vec<u8>,
     /// The text string and the holes, left to right; they never overlap.
     places: Vec<Place>,
+    /// Where the text string lies.
+    text: Place,
     /// What the event said besides its text.
     rest: Payload<'static>,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 struct Place {
     start: usize,
     end: usize,
     kind: Kind,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 enum Kind {
+    #[default]
     Text,
     String,
     Count,
@@ -107,6 +110,7 @@ impl Inspector {
         // The text is a read value, so never a hole: it goes between them.
         let at = t.places.partition_point(|p| p.start < text.start);
         t.places.insert(at, text);
+        t.text = text;
         t.rest = Payload {
             dialect: payload.dialect,
             text: None,
@@ -139,6 +143,29 @@ impl Template {
         if event_type != self.event_type {
             return None;
         }
+        // Most often only the text changed: two comparisons, no walk.
+        let before = self.bytes.get(..self.text.start)?;
+        let after = self.bytes.get(self.text.end..)?;
+        let inner = body
+            .strip_prefix(before)
+            .and_then(|rest| rest.strip_suffix(after));
+        let text = match inner.and_then(contents) {
+            Some(text) => Some(text),
+            None => self.walk(body)?,
+        };
+        let rest = &self.rest;
+        Some(Payload {
+            dialect: rest.dialect,
+            text: text.filter(|t: &Cow<'_, str>| !t.is_empty()),
+            input_tokens: rest.input_tokens,
+            output_tokens: rest.output_tokens,
+            end: rest.end,
+            error: rest.error,
+        })
+    }
+
+    /// Matches `body` place by place; its text if it fits.
+    fn walk<'a>(&self, body: &'a [u8]) -> Option<Option<Cow<'a, str>>> {
         let mut text = None;
         let (mut from, mut at) = (0, 0);
         for place in &self.places {
@@ -150,31 +177,21 @@ impl Template {
             let rest = body.get(at..)?;
             let len = match place.kind {
                 Kind::Count => count_len(rest)?,
-                Kind::String | Kind::Text => {
-                    let len = string_len(rest)?;
-                    if place.kind == Kind::Text {
-                        text = Some(contents(rest.get(..len)?)?);
-                    } else {
-                        contents(rest.get(..len)?)?;
-                    }
-                    len
-                }
+                Kind::String | Kind::Text => string_len(rest)?,
             };
+            let value = rest.get(..len)?;
+            match place.kind {
+                Kind::Text => text = Some(contents(value)?),
+                // A hole as it was is valid as it was.
+                Kind::String if value != self.bytes.get(place.start..place.end)? => {
+                    contents(value)?;
+                }
+                _ => {}
+            }
             at += len;
             from = place.end;
         }
-        if body.get(at..)? != self.bytes.get(from..)? {
-            return None;
-        }
-        let rest = &self.rest;
-        Some(Payload {
-            dialect: rest.dialect,
-            text: text.filter(|t: &Cow<'_, str>| !t.is_empty()),
-            input_tokens: rest.input_tokens,
-            output_tokens: rest.output_tokens,
-            end: rest.end,
-            error: rest.error,
-        })
+        (body.get(at..)? == self.bytes.get(from..)?).then_some(text)
     }
 }
 
