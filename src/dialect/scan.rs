@@ -29,6 +29,8 @@ pub(super) mod lex;
 const MAX_DEPTH: u32 = 32;
 /// The longest payload the scanner reads, in 64-byte blocks.
 const MAX_BLOCKS: usize = 32;
+/// The most unread values a template keeps (see `dialect/shape.rs`).
+pub(super) const MAX_HOLES: usize = 32;
 
 /// Reads a trimmed payload that starts with `{` into `raw` (a default one) as serde_json
 /// would, or `None` when unsure.
@@ -240,7 +242,11 @@ impl<'a> Scanner<'a, '_> {
     #[inline(always)]
     fn hole(self, start: usize, end: usize, string: bool) {
         if let Some(holes) = self.holes {
-            holes.borrow_mut().push(Hole { start, end, string });
+            let mut holes = holes.borrow_mut();
+            // One past the most a template keeps is enough to tell it has too many.
+            if holes.len() <= MAX_HOLES {
+                holes.push(Hole { start, end, string });
+            }
         }
     }
 

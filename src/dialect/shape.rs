@@ -14,13 +14,13 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 
 use super::scan::lex::{escape, unescape};
-use super::scan::Hole;
+use super::scan::{Hole, MAX_HOLES};
 use super::{inspect_noting_holes, Payload};
 
 /// Payloads longer than this are not kept (the scanner's own limit).
 const MAX_TEMPLATE: usize = 2048;
-/// Templates with more holes than this are not kept.
-const MAX_HOLES: usize = 32;
+/// Events whose type is longer than this are not kept as templates.
+const MAX_EVENT_TYPE: usize = 64;
 
 /// [`inspect`](super::inspect) for the events of one stream, in order; faster when they repeat
 /// a shape.
@@ -91,7 +91,8 @@ impl Inspector {
             return;
         };
         let holes = &self.holes;
-        if body.len() > MAX_TEMPLATE || holes.len() > MAX_HOLES {
+        let too_big = body.len() > MAX_TEMPLATE || event_type.len() > MAX_EVENT_TYPE;
+        if too_big || holes.len() > MAX_HOLES {
             self.template = None;
             return;
         }
