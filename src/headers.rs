@@ -99,6 +99,14 @@ fn set(req: &mut RequestHeader, name: &'static str, value: &[u8]) {
     }
 }
 
+/// Headers a peer may not make hop-by-hop by naming them in `Connection`: they frame or
+/// address the message itself, and removing them would drop a body or misroute it.
+const NEVER_CONNECTION_OPTIONS: &[HeaderName] = &[
+    header::CONTENT_LENGTH,
+    header::TRANSFER_ENCODING,
+    header::HOST,
+];
+
 /// The hop-by-hop headers present, including those listed in `Connection`.
 fn hop_by_hop(headers: &HeaderMap) -> Vec<HeaderName> {
     let mut names: Vec<HeaderName> = headers
@@ -107,6 +115,7 @@ fn hop_by_hop(headers: &HeaderMap) -> Vec<HeaderName> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .filter(|n| !NEVER_CONNECTION_OPTIONS.contains(n))
         .collect();
     names.extend(
         HOP_BY_HOP
@@ -276,6 +285,23 @@ mod tests {
             client_ip("8.8.8.8".parse().unwrap(), Some(b"1.2.3.4"), &t),
             "8.8.8.8".parse::<IpAddr>().unwrap()
         );
+    }
+
+    #[test]
+    fn framing_and_host_survive_being_named_in_connection() {
+        let mut r = req_with(&[
+            (
+                "connection",
+                "content-length, Host, transfer-encoding, x-other",
+            ),
+            ("content-length", "5"),
+            ("host", "app"),
+            ("x-other", "1"),
+        ]);
+        upstream_request(&mut r, false);
+        assert_eq!(get(&r, "content-length"), "5");
+        assert_eq!(get(&r, "host"), "app");
+        assert!(!r.headers.contains_key("x-other"));
     }
 
     #[test]

@@ -455,6 +455,19 @@ async fn conflicting_content_length_and_transfer_encoding_smuggle_nothing() {
                 );
             }
             let ambiguous = !name.contains("Connection");
+            if !ambiguous {
+                // Naming Content-Length in Connection does not lose the body: it goes on,
+                // framed by its length (the relay) or chunked (Pingora's pipeline).
+                assert_eq!(status, "200", "{name} {path}: {got:?}");
+                let framed = [
+                    format!("POST {path} HTTP/1.1 [cl={}]", smuggled.len()),
+                    format!("POST {path} HTTP/1.1 [te=chunked]"),
+                ];
+                assert!(
+                    seen.len() == 1 && framed.contains(&seen[0]),
+                    "{name} {path}: {seen:?}"
+                );
+            }
             if status == "200" && ambiguous {
                 assert!(
                     closed,
@@ -688,4 +701,34 @@ async fn admin_paths_are_not_reachable_through_the_public_listener_by_host_or_ab
             "{req:?}: {got}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_body_whose_length_is_named_in_connection_arrives_whole() {
+    let up = Upstream::scripted(plain(200, "text/plain", "served")).await;
+    let proxy = Proxy::start(&two_routes(up.addr)).await;
+    let body = r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    for path in ["/api/chat", "/stream/chat"] {
+        let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Content-Length\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        let answer = one_response(&mut s).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{path}: {answer}");
+    }
+    let requests = up.requests.lock().unwrap();
+    let seen: Vec<(&str, &[u8])> = requests
+        .iter()
+        .map(|r| (r.path.as_str(), r.body.as_slice()))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("/api/chat", body.as_bytes()),
+            ("/stream/chat", body.as_bytes())
+        ]
+    );
 }

@@ -387,7 +387,7 @@ async fn serve_conn<F>(
     }
 }
 
-/// Reads one request (head and a Content-Length body) from `sock`.
+/// Reads one request (head and a Content-Length or chunked body) from `sock`.
 async fn read_request(
     sock: &mut TcpStream,
     buf: &mut Vec<u8>,
@@ -409,6 +409,22 @@ async fn read_request(
                 .collect();
             let method = req.method.unwrap_or("").to_string();
             let path = req.path.unwrap_or("").to_string();
+            let chunked = hs.iter().any(|(k, v)| {
+                k.eq_ignore_ascii_case("transfer-encoding")
+                    && v.to_ascii_lowercase().ends_with("chunked")
+            });
+            if chunked {
+                buf.drain(..n);
+                let body = read_chunked(sock, buf).await?;
+                return Some(Received {
+                    method,
+                    path,
+                    headers: hs,
+                    body,
+                    peer,
+                    at: Instant::now(),
+                });
+            }
             let len: usize = hs
                 .iter()
                 .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
@@ -535,4 +551,50 @@ pub fn ssegate(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Reads a chunked body off the front of `buf` (refilled from `sock`), trailers skipped.
+async fn read_chunked(sock: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let line_end = loop {
+            if let Some(i) = buf.windows(2).position(|w| w == b"\r\n") {
+                break i;
+            }
+            fill_from(sock, buf).await?;
+        };
+        let size_text = String::from_utf8_lossy(&buf[..line_end]).into_owned();
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        buf.drain(..line_end + 2);
+        if size == 0 {
+            // Trailers, if any, end with an empty line.
+            loop {
+                if let Some(i) = buf.windows(2).position(|w| w == b"\r\n") {
+                    let empty = i == 0;
+                    buf.drain(..i + 2);
+                    if empty {
+                        return Some(body);
+                    }
+                } else {
+                    fill_from(sock, buf).await?;
+                }
+            }
+        }
+        while buf.len() < size + 2 {
+            fill_from(sock, buf).await?;
+        }
+        body.extend_from_slice(&buf[..size]);
+        buf.drain(..size + 2);
+    }
+}
+
+async fn fill_from(sock: &mut TcpStream, buf: &mut Vec<u8>) -> Option<()> {
+    let mut tmp = [0u8; 8192];
+    match sock.read(&mut tmp).await {
+        Ok(0) | Err(_) => None,
+        Ok(k) => {
+            buf.extend_from_slice(&tmp[..k]);
+            Some(())
+        }
+    }
 }
