@@ -195,16 +195,11 @@ async fn header_timeout_spares_idle_keepalive_and_slow_bodies_but_times_each_hea
     assert!(closed && answer.is_empty(), "{answer:?}");
     assert!(third.is_err() && cut < Duration::from_secs(10), "{cut:?}");
 
-    let requests = up.requests.lock().unwrap();
-    let seen: Vec<(&str, &[u8])> = requests
-        .iter()
-        .map(|r| (r.path.as_str(), r.body.as_slice()))
-        .collect();
     assert_eq!(
-        seen,
+        up.paths_and_bodies(),
         vec![
-            ("/api/upload", b"12345678".as_slice()),
-            ("/api/second", b"".as_slice())
+            ("/api/upload".to_string(), b"12345678".to_vec()),
+            ("/api/second".to_string(), Vec::new())
         ]
     );
 }
@@ -719,16 +714,12 @@ async fn a_body_whose_length_is_named_in_connection_arrives_whole() {
         let answer = one_response(&mut s).await;
         assert!(answer.starts_with("HTTP/1.1 200"), "{path}: {answer}");
     }
-    let requests = up.requests.lock().unwrap();
-    let seen: Vec<(&str, &[u8])> = requests
-        .iter()
-        .map(|r| (r.path.as_str(), r.body.as_slice()))
-        .collect();
+    let sent = body.as_bytes().to_vec();
     assert_eq!(
-        seen,
+        up.paths_and_bodies(),
         vec![
-            ("/api/chat", body.as_bytes()),
-            ("/stream/chat", body.as_bytes())
+            ("/api/chat".to_string(), sent.clone()),
+            ("/stream/chat".to_string(), sent)
         ]
     );
 }

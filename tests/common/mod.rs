@@ -306,6 +306,15 @@ impl Upstream {
         Upstream::start(move |_| script.clone()).await
     }
 
+    /// Path and body of every request received so far, in order.
+    pub fn paths_and_bodies(&self) -> Vec<(String, Vec<u8>)> {
+        let requests = self.requests.lock().unwrap();
+        requests
+            .iter()
+            .map(|r| (r.path.clone(), r.body.clone()))
+            .collect()
+    }
+
     /// Waits for the next report matching `want`, up to `within`.
     pub async fn wait_for<T>(
         &mut self,
@@ -413,32 +422,20 @@ async fn read_request(
                 k.eq_ignore_ascii_case("transfer-encoding")
                     && v.to_ascii_lowercase().ends_with("chunked")
             });
-            if chunked {
-                buf.drain(..n);
-                let body = read_chunked(sock, buf).await?;
-                return Some(Received {
-                    method,
-                    path,
-                    headers: hs,
-                    body,
-                    peer,
-                    at: Instant::now(),
-                });
-            }
-            let len: usize = hs
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-                .and_then(|(_, v)| v.parse().ok())
-                .unwrap_or(0);
-            while buf.len() < n + len {
-                let mut tmp = [0u8; 8192];
-                match sock.read(&mut tmp).await {
-                    Ok(0) | Err(_) => return None,
-                    Ok(k) => buf.extend_from_slice(&tmp[..k]),
+            buf.drain(..n);
+            let body = if chunked {
+                read_chunked(sock, buf).await?
+            } else {
+                let len: usize = hs
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                    .and_then(|(_, v)| v.parse().ok())
+                    .unwrap_or(0);
+                while buf.len() < len {
+                    fill_from(sock, buf).await?;
                 }
-            }
-            let body = buf[n..n + len].to_vec();
-            buf.drain(..n + len);
+                buf.drain(..len).collect()
+            };
             return Some(Received {
                 method,
                 path,
@@ -448,11 +445,7 @@ async fn read_request(
                 at: Instant::now(),
             });
         }
-        let mut tmp = [0u8; 8192];
-        match sock.read(&mut tmp).await {
-            Ok(0) | Err(_) => return None,
-            Ok(k) => buf.extend_from_slice(&tmp[..k]),
-        }
+        fill_from(sock, buf).await?;
     }
 }
 
