@@ -65,6 +65,14 @@ pub fn emit(plan: &Plan, source: &str, base: &Path) -> String {
         "/metrics /healthz /streams",
     );
 
+    if let Some(t) = &plan.header_timeout {
+        out.raw("");
+        out.line(
+            &format!("header_timeout: {}", scalar(&t.value.text)),
+            &format!("{}: client_header_timeout", pos(&t.origin.0, t.origin.1)),
+        );
+    }
+
     out.raw("");
     out.raw("upstreams:");
     for u in &plan.upstreams {

@@ -30,7 +30,7 @@ const SILENT: &[&str] = &[
     "underscores_in_headers", "ignore_invalid_headers", "merge_slashes", "server_tokens",
     // Client connection timeouts: ssegate keeps its own.
     "keepalive_timeout", "keepalive_requests", "keepalive_time", "keepalive_disable",
-    "send_timeout", "client_body_timeout", "client_header_timeout", "reset_timedout_connection",
+    "send_timeout", "client_body_timeout", "reset_timedout_connection",
     "lingering_close", "lingering_time", "lingering_timeout",
     // Proxying details ssegate settles itself: it never buffers or caches
     // unless told, pools upstream connections, and has no send timeout.

@@ -15,6 +15,7 @@ use super::routes::{RouteOut, Routes, State, StreamOut};
 use super::scope::{self, refuses, Scope};
 use super::upstreams::{UpstreamOut, Upstreams};
 use super::values;
+use super::values::Dur;
 use super::{NginxError, Note};
 
 /// Directives the [`Scope`] carries down to the locations that use them, besides the access
@@ -68,8 +69,19 @@ pub struct Plan {
     pub upstreams: Vec<UpstreamOut>,
     /// Routes and comments, in file order.
     pub routes: Vec<RouteOut>,
+    /// `header_timeout` from `client_header_timeout`, if the config set one.
+    pub header_timeout: Option<HeaderTimeout>,
     /// Notes in file order.
     pub notes: Vec<Note>,
+}
+
+/// `client_header_timeout`, as ssegate's one `header_timeout`.
+#[derive(Debug, Clone)]
+pub struct HeaderTimeout {
+    /// The duration, as written for ssegate.
+    pub value: Dur,
+    /// The nginx file and line it came from.
+    pub origin: (PathBuf, usize),
 }
 
 /// What routes of one `server` block need from it.
@@ -115,6 +127,8 @@ pub(super) struct Cx<'a> {
     pub(super) servers: Vec<Server<'a>>,
     /// Route entries so far.
     routes: Routes,
+    /// Every valid `client_header_timeout`, in file order.
+    header_timeouts: Vec<HeaderTimeout>,
 }
 
 /// Translates the parsed config; `base` is the main file's directory (for messages).
@@ -130,6 +144,7 @@ pub fn translate(tree: &[Directive], base: &Path) -> Result<Plan, NginxError> {
         reqs: Vec::new(),
         servers: Vec::new(),
         routes: Routes::new(base),
+        header_timeouts: Vec::new(),
     };
     cx.http(tree, &Scope::default().with(tree), true);
     cx.finish(tree)
@@ -162,6 +177,18 @@ impl<'a> Cx<'a> {
     /// A directive no level handles itself: kept in the scope, dropped or noted.
     pub(super) fn other(&mut self, d: &Directive) {
         let name = d.name.as_str();
+        if name == "client_header_timeout" {
+            match scope::positive(d.arg(0).unwrap_or_default()) {
+                Some(value) => self.header_timeouts.push(HeaderTimeout {
+                    value,
+                    origin: (d.file.to_path_buf(), d.line),
+                }),
+                None => self
+                    .notes
+                    .add(d, "not translated: not a duration above zero"),
+            }
+            return;
+        }
         let timeout = matches!(name, "proxy_read_timeout" | "proxy_connect_timeout");
         if timeout && scope::positive(d.arg(0).unwrap_or_default()).is_none() {
             self.notes
@@ -349,6 +376,7 @@ impl<'a> Cx<'a> {
         let routes = std::mem::take(&mut self.routes).into_vec();
         self.server_notes(&listeners, &index, &routes);
         let admin = listen::admin(&listeners, &mut self.notes);
+        let header_timeout = self.header_timeout();
         self.upstreams.finish(&mut self.notes);
         let mut files: Vec<Rc<Path>> = Vec::new();
         file_order(tree, &mut files);
@@ -370,8 +398,35 @@ impl<'a> Cx<'a> {
             admin,
             upstreams: self.upstreams.list,
             routes,
+            header_timeout,
             notes,
         })
+    }
+}
+
+impl Cx<'_> {
+    /// ssegate has one `header_timeout`: the longest of nginx's, so that no client nginx
+    /// waited for is cut sooner; a note when servers set different ones.
+    fn header_timeout(&mut self) -> Option<HeaderTimeout> {
+        let longest = self
+            .header_timeouts
+            .iter()
+            .max_by_key(|t| t.value.value)
+            .cloned()?;
+        for t in &self.header_timeouts {
+            if t.value.value != longest.value.value {
+                let (file, line) = &t.origin;
+                self.notes.push(
+                    file,
+                    *line,
+                    format!(
+                        "client_header_timeout {}: ssegate has one header_timeout for all servers; it takes the longest, {}",
+                        t.value.text, longest.value.text
+                    ),
+                );
+            }
+        }
+        Some(longest)
     }
 }
 

@@ -351,3 +351,33 @@ fn errors_name_the_file_and_line() {
         "{missing}"
     );
 }
+
+#[test]
+fn client_header_timeout_becomes_the_longest_header_timeout() {
+    let o = conv(
+        "http { client_header_timeout 30s;\n\
+         server { listen 80; location / { proxy_pass http://a:1; } }\n\
+         server { listen 81; client_header_timeout 1m;\n\
+           location / { proxy_pass http://a:1; } }\n\
+         server { listen 82; client_header_timeout soon; location / { proxy_pass http://a:1; } }\n\
+         }\n",
+    );
+    assert_eq!(o.cfg.header_timeout.as_secs(), 60);
+    assert!(
+        o.yaml.contains("header_timeout: 1m")
+            && o.yaml.contains("# nginx.conf:3: client_header_timeout"),
+        "{}",
+        o.yaml
+    );
+    assert_eq!(
+        o.notes,
+        vec![
+            "nginx.conf:1: client_header_timeout 30s: ssegate has one header_timeout for all servers; it takes the longest, 1m".to_string(),
+            "nginx.conf:5: client_header_timeout soon: not translated: not a duration above zero".to_string(),
+        ]
+    );
+    // Without it, ssegate's own default stands.
+    let o = conv("server { listen 80; location / { proxy_pass http://a:1; } }");
+    assert!(!o.yaml.contains("header_timeout"));
+    assert_eq!(o.cfg.header_timeout.as_secs(), 10);
+}
