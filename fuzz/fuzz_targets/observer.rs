@@ -12,6 +12,11 @@ use libfuzzer_sys::fuzz_target;
 use ssegate::observe::{Outcome, StreamEnd, StreamObserver};
 use ssegate::sse::Framing;
 
+#[path = "chunked_input.rs"]
+mod chunked_input;
+
+use chunked_input::{chunks, Input};
+
 #[derive(Debug, PartialEq, Eq)]
 struct Summary {
     events: u64,
@@ -59,37 +64,15 @@ fn observe(framing: Framing, max: usize, end: StreamEnd, chunks: &[&[u8]]) -> Su
     summary
 }
 
-fn chunks(body: &[u8], seed: u64) -> Vec<&[u8]> {
-    let mut s = seed | 1;
-    let mut out = Vec::new();
-    let mut rest = body;
-    while !rest.is_empty() {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        let n = if s % 3 == 0 {
-            1
-        } else {
-            1 + (s >> 8) as usize % 64
-        };
-        let (head, tail) = rest.split_at(n.min(rest.len()));
-        out.push(head);
-        rest = tail;
-    }
-    out
-}
-
 fuzz_target!(|input: &[u8]| {
-    let Some((&mode, rest)) = input.split_first() else {
+    let Some(Input {
+        mode,
+        framing,
+        seed,
+        body,
+    }) = chunked_input::read(input)
+    else {
         return;
-    };
-    let Some((seed, body)) = rest.split_first_chunk::<8>() else {
-        return;
-    };
-    let framing = if mode & 1 == 0 {
-        Framing::Sse
-    } else {
-        Framing::Ndjson
     };
     let end = match (mode >> 1) % 4 {
         0 => StreamEnd::Finished,
@@ -99,7 +82,7 @@ fuzz_target!(|input: &[u8]| {
     };
     let max = if mode & 0x80 == 0 { 1 << 20 } else { 48 };
     let whole = observe(framing, max, end, &[body]);
-    let split = observe(framing, max, end, &chunks(body, u64::from_le_bytes(*seed)));
+    let split = observe(framing, max, end, &chunks(body, seed));
     assert_eq!(whole, split, "chunking changed what was observed");
     assert_eq!(whole.bytes, body.len() as u64);
 });

@@ -13,15 +13,16 @@
 use libfuzzer_sys::fuzz_target;
 use ssegate::sse::{Event, Framing, Parser};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Ev {
-    ty: String,
-    data: Vec<u8>,
-    id: Option<Vec<u8>>,
-}
+#[path = "chunked_input.rs"]
+mod chunked_input;
+// The same reference the property tests use.
+#[path = "../../src/sse/reference.rs"]
+mod reference;
+
+use chunked_input::{chunks, Input};
+use reference::{reference_ndjson, reference_sse, Ev};
 
 const LIMITS: [usize; 8] = [1 << 20, 1, 3, 8, 17, 64, 300, 4096];
-const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 #[derive(Debug, PartialEq, Eq)]
 struct Run {
@@ -32,13 +33,7 @@ struct Run {
 }
 
 fn collect(out: &mut Vec<Ev>) -> impl FnMut(&Event<'_>) + '_ {
-    |e: &Event<'_>| {
-        out.push(Ev {
-            ty: e.event_type.to_string(),
-            data: e.data.to_vec(),
-            id: e.id.map(<[u8]>::to_vec),
-        })
-    }
+    |e: &Event<'_>| out.push(Ev::new(e.event_type, e.data, e.id))
 }
 
 fn run(framing: Framing, max: usize, chunks: &[&[u8]]) -> Run {
@@ -65,131 +60,19 @@ fn run(framing: Framing, max: usize, chunks: &[&[u8]]) -> Run {
     }
 }
 
-/// The WHATWG event-stream interpretation over a whole body (no size limit).
-fn reference_sse(body: &[u8]) -> (Vec<Ev>, Option<u64>) {
-    let body = body.strip_prefix(BOM).unwrap_or(body);
-    let mut lines = Vec::new();
-    let (mut start, mut i) = (0, 0);
-    while i < body.len() {
-        if body[i] == b'\r' || body[i] == b'\n' {
-            lines.push(&body[start..i]);
-            if body[i] == b'\r' && body.get(i + 1) == Some(&b'\n') {
-                i += 1;
-            }
-            start = i + 1;
-        }
-        i += 1;
-    }
-    let (mut out, mut data, mut ty, mut id, mut retry) =
-        (Vec::new(), Vec::<u8>::new(), Vec::new(), Vec::new(), None);
-    let mut has_data = false;
-    for line in lines {
-        if line.is_empty() {
-            if has_data {
-                let ty = if ty.is_empty() {
-                    "message".to_string()
-                } else {
-                    String::from_utf8_lossy(&ty).into_owned()
-                };
-                out.push(Ev {
-                    ty,
-                    data: std::mem::take(&mut data),
-                    id: (!id.is_empty()).then(|| id.clone()),
-                });
-            }
-            data.clear();
-            has_data = false;
-            ty.clear();
-            continue;
-        }
-        if line[0] == b':' {
-            continue;
-        }
-        let (name, value) = match line.iter().position(|&b| b == b':') {
-            Some(c) => (
-                &line[..c],
-                line[c + 1..].strip_prefix(b" ").unwrap_or(&line[c + 1..]),
-            ),
-            None => (line, &b""[..]),
-        };
-        match name {
-            b"event" => ty = value.to_vec(),
-            b"data" => {
-                if has_data {
-                    data.push(b'\n');
-                }
-                data.extend_from_slice(value);
-                has_data = true;
-            }
-            b"id" if !value.contains(&0) => id = value.to_vec(),
-            b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
-                let v = value.iter().fold(0u64, |acc, d| {
-                    acc.saturating_mul(10).saturating_add(u64::from(d - b'0'))
-                });
-                retry = Some(v);
-            }
-            _ => {}
-        }
-    }
-    (out, retry)
-}
-
-/// One event per non-empty LF-terminated line (a CR before the LF dropped); a last
-/// unterminated line counts at the end.
-fn reference_ndjson(body: &[u8]) -> Vec<Ev> {
-    let body = body.strip_prefix(BOM).unwrap_or(body);
-    body.split(|&b| b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-        .filter(|l| !l.is_empty())
-        .map(|l| Ev {
-            ty: "message".into(),
-            data: l.to_vec(),
-            id: None,
-        })
-        .collect()
-}
-
-/// Chunk sizes from a xorshift generator: mostly tiny, sometimes large.
-fn chunks<'a>(body: &'a [u8], seed: u64) -> Vec<&'a [u8]> {
-    let mut s = seed | 1;
-    let mut next = || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        s
-    };
-    let mut out = Vec::new();
-    let mut rest = body;
-    while !rest.is_empty() {
-        let r = next();
-        let n = match r % 4 {
-            0 => 1,
-            1 => 1 + (r >> 8) as usize % 4,
-            2 => 1 + (r >> 8) as usize % 32,
-            _ => 1 + (r >> 8) as usize % 512,
-        };
-        let (head, tail) = rest.split_at(n.min(rest.len()));
-        out.push(head);
-        rest = tail;
-    }
-    out
-}
-
 fuzz_target!(|input: &[u8]| {
-    let Some((&mode, rest)) = input.split_first() else {
+    let Some(Input {
+        mode,
+        framing,
+        seed,
+        body,
+    }) = chunked_input::read(input)
+    else {
         return;
-    };
-    let Some((seed, body)) = rest.split_first_chunk::<8>() else {
-        return;
-    };
-    let framing = if mode & 1 == 0 {
-        Framing::Sse
-    } else {
-        Framing::Ndjson
     };
     let max = LIMITS[usize::from(mode >> 1) % LIMITS.len()];
     let whole = run(framing, max, &[body]);
-    let split = run(framing, max, &chunks(body, u64::from_le_bytes(*seed)));
+    let split = run(framing, max, &chunks(body, seed));
     assert_eq!(whole, split, "chunking changed the parse");
     if whole.oversized == 0 {
         match framing {

@@ -1,69 +1,8 @@
 //! Chunking must never change what is parsed; whole bodies are checked against a reference.
 
 use super::super::*;
-use super::Ev;
+use super::reference::{reference_ndjson, reference_sse, Ev};
 use proptest::prelude::*;
-
-/// A direct transcription of the WHATWG algorithm over the whole body, for comparison.
-fn reference_sse(body: &[u8]) -> (Vec<Ev>, Option<u64>) {
-    let body = body.strip_prefix(&BOM[..]).unwrap_or(body);
-    let mut lines = Vec::new();
-    let (mut start, mut i) = (0, 0);
-    while i < body.len() {
-        if body[i] == b'\r' || body[i] == b'\n' {
-            lines.push(&body[start..i]);
-            if body[i] == b'\r' && body.get(i + 1) == Some(&b'\n') {
-                i += 1;
-            }
-            start = i + 1;
-        }
-        i += 1;
-    }
-    let (mut out, mut data, mut ty, mut id, mut retry) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), None);
-    for line in lines {
-        if line.is_empty() {
-            if !data.is_empty() {
-                data.pop();
-                let ty = if ty.is_empty() {
-                    "message".into()
-                } else {
-                    String::from_utf8_lossy(&ty).into_owned()
-                };
-                out.push(Ev {
-                    ty,
-                    data: std::mem::take(&mut data),
-                    id: (!id.is_empty()).then(|| id.clone()),
-                });
-            }
-            ty.clear();
-            continue;
-        }
-        if line[0] == b':' {
-            continue;
-        }
-        let (name, value) = match line.iter().position(|&b| b == b':') {
-            Some(c) => (
-                &line[..c],
-                line[c + 1..].strip_prefix(b" ").unwrap_or(&line[c + 1..]),
-            ),
-            None => (line, &b""[..]),
-        };
-        match name {
-            b"event" => ty = value.to_vec(),
-            b"data" => {
-                data.extend_from_slice(value);
-                data.push(b'\n');
-            }
-            b"id" if !value.contains(&0) => id = value.to_vec(),
-            b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
-                retry = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok())
-            }
-            _ => {}
-        }
-    }
-    (out, retry)
-}
 
 fn text() -> impl Strategy<Value = String> {
     let atoms = vec![
@@ -138,19 +77,6 @@ fn ndjson_body() -> impl Strategy<Value = Vec<u8>> {
         })
 }
 
-fn reference_ndjson(body: &[u8]) -> Vec<Ev> {
-    let body = body.strip_prefix(&BOM[..]).unwrap_or(body);
-    body.split(|&b| b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-        .filter(|l| !l.is_empty())
-        .map(|l| Ev {
-            ty: "message".into(),
-            data: l.to_vec(),
-            id: None,
-        })
-        .collect()
-}
-
 /// Cut `body` at the given (sorted, deduplicated) points.
 fn split<'a>(body: &'a [u8], cuts: &[prop::sample::Index]) -> Vec<&'a [u8]> {
     let mut at: Vec<usize> = cuts.iter().map(|c| c.index(body.len() + 1)).collect();
@@ -168,13 +94,7 @@ fn split<'a>(body: &'a [u8], cuts: &[prop::sample::Index]) -> Vec<&'a [u8]> {
 fn run(framing: Framing, max: usize, chunks: &[&[u8]]) -> (Vec<Ev>, u64, Option<u64>, bool) {
     let mut p = Parser::new(framing, max);
     let mut out = Vec::new();
-    let mut sink = |e: &Event<'_>| {
-        out.push(Ev {
-            ty: e.event_type.into(),
-            data: e.data.to_vec(),
-            id: e.id.map(<[u8]>::to_vec),
-        })
-    };
+    let mut sink = |e: &Event<'_>| out.push(Ev::new(e.event_type, e.data, e.id));
     for c in chunks {
         p.feed(c, &mut sink);
     }

@@ -1,18 +1,8 @@
 use super::*;
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct Ev {
-    ty: String,
-    data: Vec<u8>,
-    id: Option<Vec<u8>>,
-}
+use reference::Ev;
 
 fn ev(ty: &str, data: &str, id: Option<&str>) -> Ev {
-    Ev {
-        ty: ty.into(),
-        data: data.into(),
-        id: id.map(Into::into),
-    }
+    Ev::new(ty, data.as_bytes(), id.map(str::as_bytes))
 }
 
 fn msg(data: &str) -> Ev {
@@ -21,13 +11,7 @@ fn msg(data: &str) -> Ev {
 
 fn feed_all(p: &mut Parser, chunks: &[&[u8]]) -> Vec<Ev> {
     let mut out = Vec::new();
-    let mut sink = |e: &Event<'_>| {
-        out.push(Ev {
-            ty: e.event_type.into(),
-            data: e.data.to_vec(),
-            id: e.id.map(<[u8]>::to_vec),
-        })
-    };
+    let mut sink = |e: &Event<'_>| out.push(Ev::new(e.event_type, e.data, e.id));
     for c in chunks {
         p.feed(c, &mut sink);
     }
@@ -404,3 +388,5 @@ fn content_type_selects_framing() {
 
 #[path = "proptests.rs"]
 mod proptests;
+#[path = "reference.rs"]
+mod reference;

@@ -74,6 +74,21 @@ fn chunk(out: &mut Vec<u8>, payload: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// Writes `payload` as one HTTP chunk; whether the write went through.
+async fn write_chunk(sock: &mut TcpStream, payload: &[u8]) -> bool {
+    let mut c = Vec::with_capacity(payload.len() + 16);
+    chunk(&mut c, payload);
+    sock.write_all(&c).await.is_ok()
+}
+
+/// Writes `data: [DONE]` and the last chunk; whether the write went through.
+async fn write_done(sock: &mut TcpStream) -> bool {
+    let mut c = Vec::new();
+    chunk(&mut c, b"data: [DONE]\n\n");
+    c.extend_from_slice(b"0\r\n\r\n");
+    sock.write_all(&c).await.is_ok()
+}
+
 fn token_event(i: usize) -> Vec<u8> {
     format!(
         "data: {{\"object\":\"chat.completion.chunk\",\"choices\":[{{\"delta\":{{\"content\":\"tok{i} \"}}}}]}}\n\n"
@@ -102,16 +117,11 @@ async fn answer(sock: &mut TcpStream, path: &str) -> bool {
             }
             for i in 0..n {
                 sleep(gap).await;
-                let mut c = Vec::new();
-                chunk(&mut c, &token_event(i));
-                if sock.write_all(&c).await.is_err() {
+                if !write_chunk(sock, &token_event(i)).await {
                     return false;
                 }
             }
-            let mut c = Vec::new();
-            chunk(&mut c, b"data: [DONE]\n\n");
-            c.extend_from_slice(b"0\r\n\r\n");
-            sock.write_all(&c).await.is_ok()
+            write_done(sock).await
         }
         // /api/chat/stream/big/N: N events of 32 KiB, [DONE], end.
         ["api", "chat", "stream", "big", ..] => {
@@ -120,16 +130,11 @@ async fn answer(sock: &mut TcpStream, path: &str) -> bool {
             }
             let big = [b"data: ".as_slice(), &[b'b'; 32 << 10], b"\n\n"].concat();
             for _ in 0..num(4, 4) {
-                let mut c = Vec::new();
-                chunk(&mut c, &big);
-                if sock.write_all(&c).await.is_err() {
+                if !write_chunk(sock, &big).await {
                     return false;
                 }
             }
-            let mut c = Vec::new();
-            chunk(&mut c, b"data: [DONE]\n\n");
-            c.extend_from_slice(b"0\r\n\r\n");
-            sock.write_all(&c).await.is_ok()
+            write_done(sock).await
         }
         // /api/chat/stream/long: tokens every 10 ms until the proxy hangs up.
         ["api", "chat", "stream", "long"] => {
@@ -138,9 +143,7 @@ async fn answer(sock: &mut TcpStream, path: &str) -> bool {
             }
             for i in 0..100_000 {
                 sleep(10).await;
-                let mut c = Vec::new();
-                chunk(&mut c, &token_event(i));
-                if sock.write_all(&c).await.is_err() {
+                if !write_chunk(sock, &token_event(i)).await {
                     return false;
                 }
             }
@@ -153,9 +156,7 @@ async fn answer(sock: &mut TcpStream, path: &str) -> bool {
             }
             for i in 0..num(4, 5) {
                 sleep(3).await;
-                let mut c = Vec::new();
-                chunk(&mut c, &token_event(i));
-                if sock.write_all(&c).await.is_err() {
+                if !write_chunk(sock, &token_event(i)).await {
                     return false;
                 }
             }
