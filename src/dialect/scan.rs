@@ -48,14 +48,13 @@ pub(crate) struct Hole {
     pub string: bool,
 }
 
-/// `raw`, noting in `holes` (cleared first) the strings and counts it skips, left to right;
-/// `holes` is complete only when this returns `Some`.
+/// `raw`, adding to `holes` the strings and counts it skips, left to right; they are
+/// complete only when this returns `Some`.
 pub(super) fn raw_noting_holes<'a>(
     body: &'a [u8],
     raw: &mut Raw<'a>,
     holes: &RefCell<Vec<Hole>>,
 ) -> Option<()> {
-    holes.borrow_mut().clear();
     scan(body, raw, Some(holes))
 }
 

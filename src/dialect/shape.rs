@@ -84,16 +84,15 @@ impl Inspector {
         self.reused
     }
 
-    /// Keeps `body` as the template if its text is one string of it, borrowed as it is.
+    /// Keeps `body` as the template if its text is one string of it, borrowed as it is;
+    /// otherwise the last template stays (a ping between two deltas does not end the shape).
     fn learn(&mut self, event_type: &str, body: &[u8], payload: &Payload<'_>) {
         let Some(text) = text_place(body, payload) else {
-            self.template = None;
             return;
         };
         let holes = &self.holes;
         let too_big = body.len() > MAX_TEMPLATE || event_type.len() > MAX_EVENT_TYPE;
         if too_big || holes.len() > MAX_HOLES {
-            self.template = None;
             return;
         }
         let t = self.template.get_or_insert_with(Template::default);
@@ -293,6 +292,19 @@ mod tests {
         };
         let events: Vec<_> = (1..20).map(|i| responses(i, "Hi")).collect();
         assert_eq!(feed(&events), 18);
+    }
+
+    #[test]
+    fn an_event_without_text_leaves_the_template() {
+        let delta = |text: &str| {
+            let data = format!(
+                r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":"{text}"}}}}"#
+            );
+            ("content_block_delta", data)
+        };
+        let ping = ("ping", r#"{"type": "ping"}"#.to_string());
+        let events = [delta("a"), ping.clone(), delta("b"), ping, delta("c")];
+        assert_eq!(feed(&events), 2, "b and c are read from a's template");
     }
 
     #[test]
