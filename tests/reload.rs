@@ -91,8 +91,12 @@ async fn reload_changes_routes_and_open_streams_finish_undisturbed() {
         Some("new"),
         "new requests follow the new config"
     );
+    // The last stream is counted just after its client has read the end.
     let completed = proxy
-        .metric("ssegate_streams_total{outcome=\"completed\",route=\"chat\"}")
+        .wait_metric(
+            "ssegate_streams_total{outcome=\"completed\",route=\"chat\"}",
+            5.0,
+        )
         .await;
     assert_eq!(completed, 5.0);
     let after = send(addr, "GET", "/chat", &[], b"")
