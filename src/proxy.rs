@@ -1,8 +1,10 @@
 //! The Pingora proxy: each callback is a thin adapter over the plain modules.
 //!
-//! Stream routes are served by the [`relay`](crate::relay) from `request_filter`; every other
-//! route (and WebSocket upgrades) goes through Pingora's own pipeline, which already passes
-//! each upstream read to the client and flushes it at once.
+//! Stream routes are served by the [`relay`](crate::relay): most of them on ssegate's lean
+//! HTTP/1 path before Pingora sees them (see [`front`](crate::front)), the rest from
+//! `request_filter`. Every other route goes through Pingora's own pipeline, which already
+//! passes each upstream read to the client and flushes it at once. What a request goes through
+//! on either path ([`admit`], [`answer_failure`], [`record`]) is written once, here.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -15,16 +17,18 @@ use pingora::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
-use crate::head_timeout;
 use crate::headers;
 use crate::observe::StreamEnd;
+use crate::relay::Downstream;
 use crate::site::{InFlight, Shared, Site};
 use crate::streams::TrackedStream;
 use crate::upstream::Lease;
 
 /// How long an idle client connection is kept open between requests (Pingora's default
 /// after the first request is forever).
-const CLIENT_KEEPALIVE_SECS: u64 = 75;
+pub(crate) const CLIENT_KEEPALIVE_SECS: u64 = 75;
+/// How long one read of a request body may wait.
+pub(crate) const CLIENT_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long one write to a client may block before the client counts as gone.
 pub(crate) const CLIENT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a write to an upstream may block.
@@ -60,8 +64,26 @@ pub struct RequestCtx {
     _in_flight: InFlight,
 }
 
+impl RequestCtx {
+    /// A request just begun (it counts as in flight until the context drops).
+    pub(crate) fn new(shared: &Shared) -> Self {
+        RequestCtx {
+            started: Instant::now(),
+            site: None,
+            route: None,
+            client: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            lease: None,
+            tried: Vec::new(),
+            stream: None,
+            status: 0,
+            _slot: None,
+            _in_flight: shared.enter(),
+        }
+    }
+}
+
 /// The host a request is for: `Host`, or the HTTP/2 authority.
-fn request_host(req: &RequestHeader) -> Option<&str> {
+pub(crate) fn request_host(req: &RequestHeader) -> Option<&str> {
     req.headers
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -69,22 +91,13 @@ fn request_host(req: &RequestHeader) -> Option<&str> {
 }
 
 /// The peer's IP address (a Unix socket peer counts as loopback).
-fn peer_ip(session: &Session) -> IpAddr {
-    session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip())
-        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
-}
-
-/// Whether the client connection is TLS.
-pub(crate) fn client_tls(session: &Session) -> bool {
-    session.digest().is_some_and(|d| d.ssl_digest.is_some())
+fn peer_ip(session: &impl Downstream) -> IpAddr {
+    session.peer_ip().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
 }
 
 /// Writes a short plain-text answer of ssegate's own.
-pub(crate) async fn respond_plain(
-    session: &mut Session,
+pub(crate) async fn respond_plain<D: Downstream>(
+    session: &mut D,
     status: u16,
     text: &str,
     extra: Option<(&'static str, &str)>,
@@ -96,8 +109,97 @@ pub(crate) async fn respond_plain(
     if let Some((k, v)) = extra {
         resp.insert_header(k, v)?;
     }
-    session.write_response_header(Box::new(resp), false).await?;
-    session.write_response_body(Some(body), true).await
+    session.write_header(resp).await?;
+    session.write_body(vec![body]).await?;
+    session.finish().await
+}
+
+/// Routes a request, applies its route's limits and relays a stream route (or an upgrade):
+/// `Ok(true)` when the response is complete, `Ok(false)` when Pingora's pipeline proxies it.
+pub(crate) async fn admit<D: Downstream>(
+    shared: &Shared,
+    session: &mut D,
+    ctx: &mut RequestCtx,
+) -> Result<bool> {
+    let site = shared.site();
+    let req = session.req_header();
+    let Some(index) = site.find(request_host(req), req.uri.path()) else {
+        ctx.status = 404;
+        respond_plain(session, 404, "Not Found: no route", None).await?;
+        return Ok(true);
+    };
+    let peer = peer_ip(session);
+    // Every X-Forwarded-For line: a trusted proxy may add its own after the client's.
+    let xff = headers::joined(&session.req_header().headers, "x-forwarded-for");
+    ctx.client = headers::client_ip(peer, xff.as_deref(), &site.config.trusted_proxies);
+    ctx.site = Some(site.clone());
+    ctx.route = Some(index);
+    let Some((route, state)) = site.route(index) else {
+        return Error::e_explain(ErrorType::InternalError, "route index out of range");
+    };
+    match state.limits.acquire(ctx.client) {
+        Ok(slot) => ctx._slot = Some(slot),
+        Err(why) => {
+            match why {
+                crate::limits::Rejection::MaxStreams => state.metrics.rejected_max_streams.inc(),
+                crate::limits::Rejection::PerClient => state.metrics.rejected_per_client.inc(),
+            }
+            ctx.status = 429;
+            let text = format!("Too Many Requests: {}", why.as_str());
+            respond_plain(session, 429, &text, Some(("retry-after", "1"))).await?;
+            return Ok(true);
+        }
+    }
+    // Stream routes need timed writes; upgrades need a tunnel Pingora can start reliably.
+    if route.stream.is_some() || session.is_upgrade_req() {
+        // Boxed: the relay is needed only here, and this future lives as long as the request.
+        return Box::pin(crate::relay::serve(shared, session, ctx)).await;
+    }
+    Ok(false)
+}
+
+/// After a failed request: answers 502/504 with a short plain body unless a response was
+/// already under way, and notes the status.
+pub(crate) async fn answer_failure<D: Downstream>(
+    session: &mut D,
+    e: &Error,
+    ctx: &mut RequestCtx,
+) {
+    if let Some(written) = session.response_status() {
+        ctx.status = written;
+    } else {
+        let code = error_status(e);
+        ctx.status = code;
+        if code > 0 {
+            if let Err(we) = respond_plain(session, code, &error_text(code, e), None).await {
+                log::debug!("could not send error response: {we}");
+            }
+        }
+    }
+}
+
+/// Once per request, at its end: closes its stream record and counts it.
+pub(crate) fn record(
+    shared: &Shared,
+    ctx: &mut RequestCtx,
+    written: Option<u16>,
+    e: Option<&Error>,
+) {
+    if let Some(status) = written {
+        ctx.status = status;
+    }
+    if let Some(stream) = ctx.stream.as_mut() {
+        stream.finish(stream_end(e), ctx.status);
+    }
+    let seconds = ctx.started.elapsed().as_secs_f64();
+    match (&ctx.site, ctx.route) {
+        (Some(site), Some(i)) => {
+            if let Some((_, state)) = site.route(i) {
+                state.metrics.request_done(ctx.status, seconds);
+            }
+        }
+        _ => shared.metrics.unmatched_request(ctx.status, seconds),
+    }
 }
 
 /// The status ssegate answers for an error that happened before any response was written.
@@ -163,18 +265,7 @@ impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx {
-            started: Instant::now(),
-            site: None,
-            route: None,
-            client: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            lease: None,
-            tried: Vec::new(),
-            stream: None,
-            status: 0,
-            _slot: None,
-            _in_flight: self.shared.enter(),
-        }
+        RequestCtx::new(&self.shared)
     }
 
     /// Runs first: bounds client keepalive and slow writes.
@@ -183,7 +274,6 @@ impl ProxyHttp for Gateway {
         session: &mut Session,
         _ctx: &mut RequestCtx,
     ) -> Result<()> {
-        head_timeout::head_read(session);
         // Only bound a keepalive Pingora allows: it is off for `Connection: close`, HTTP/1.0
         // and requests with both Content-Length and Transfer-Encoding (RFC 9112 6.3: close).
         if session.get_keepalive().is_some() {
@@ -195,42 +285,7 @@ impl ProxyHttp for Gateway {
 
     /// Routes the request, applies limits, and serves stream routes through the relay.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        let site = self.shared.site();
-        let req = session.req_header();
-        let Some(index) = site.find(request_host(req), req.uri.path()) else {
-            ctx.status = 404;
-            respond_plain(session, 404, "Not Found: no route", None).await?;
-            return Ok(true);
-        };
-        let peer = peer_ip(session);
-        // Every X-Forwarded-For line: a trusted proxy may add its own after the client's.
-        let xff = headers::joined(&session.req_header().headers, "x-forwarded-for");
-        ctx.client = headers::client_ip(peer, xff.as_deref(), &site.config.trusted_proxies);
-        ctx.site = Some(site.clone());
-        ctx.route = Some(index);
-        let Some((route, state)) = site.route(index) else {
-            return Error::e_explain(ErrorType::InternalError, "route index out of range");
-        };
-        match state.limits.acquire(ctx.client) {
-            Ok(slot) => ctx._slot = Some(slot),
-            Err(why) => {
-                match why {
-                    crate::limits::Rejection::MaxStreams => {
-                        state.metrics.rejected_max_streams.inc()
-                    }
-                    crate::limits::Rejection::PerClient => state.metrics.rejected_per_client.inc(),
-                }
-                ctx.status = 429;
-                let text = format!("Too Many Requests: {}", why.as_str());
-                respond_plain(session, 429, &text, Some(("retry-after", "1"))).await?;
-                return Ok(true);
-            }
-        }
-        // Stream routes need timed writes; upgrades need a tunnel Pingora can start reliably.
-        if route.stream.is_some() || session.is_upgrade_req() {
-            return crate::relay::serve(&self.shared, session, ctx).await;
-        }
-        Ok(false)
+        admit(&self.shared, session, ctx).await
     }
 
     /// Picks a server (another one on a retry) for the pipeline.
@@ -316,7 +371,7 @@ impl ProxyHttp for Gateway {
             .as_ref()
             .map(|s| s.config.trusted_proxies.as_slice())
             .unwrap_or(&[]);
-        headers::set_forwarded(req, peer_ip(session), client_tls(session), trusted);
+        headers::set_forwarded(req, peer_ip(session), session.is_tls(), trusted);
         Ok(())
     }
 
@@ -380,17 +435,7 @@ impl ProxyHttp for Gateway {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
-        if let Some(written) = session.response_written() {
-            ctx.status = written.status.as_u16();
-        } else {
-            let code = error_status(e);
-            ctx.status = code;
-            if code > 0 {
-                if let Err(we) = respond_plain(session, code, &error_text(code, e), None).await {
-                    log::debug!("could not send error response: {we}");
-                }
-            }
-        }
+        answer_failure(session, e, ctx).await;
         FailToProxy {
             error_code: ctx.status,
             can_reuse_downstream: false,
@@ -399,22 +444,8 @@ impl ProxyHttp for Gateway {
 
     /// Runs once per request: closes the stream record and counts the request.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
-        head_timeout::next_head(session);
-        if let Some(h) = session.response_written() {
-            ctx.status = h.status.as_u16();
-        }
-        if let Some(stream) = ctx.stream.as_mut() {
-            stream.finish(stream_end(e), ctx.status);
-        }
-        let seconds = ctx.started.elapsed().as_secs_f64();
-        match (&ctx.site, ctx.route) {
-            (Some(site), Some(i)) => {
-                if let Some((_, state)) = site.route(i) {
-                    state.metrics.request_done(ctx.status, seconds);
-                }
-            }
-            _ => self.shared.metrics.unmatched_request(ctx.status, seconds),
-        }
+        let written = session.response_written().map(|h| h.status.as_u16());
+        record(&self.shared, ctx, written, e);
     }
 }
 

@@ -24,7 +24,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::admin::Admin;
 use crate::background::Background;
 use crate::config::{self, Config};
-use crate::head_timeout::HeadTimeout;
+use crate::front::Front;
 use crate::metrics::Metrics;
 use crate::proxy::Gateway;
 use crate::site::Shared;
@@ -59,8 +59,7 @@ impl Gate {
 
         let gateway =
             pingora_proxy::http_proxy(&server.configuration, Gateway::new(shared.clone()));
-        let heads = shared.clone();
-        let app = HeadTimeout::new(gateway, move || heads.site().config.header_timeout);
+        let app = Front::new(gateway, shared.clone());
         let mut proxy = Service::new("ssegate".to_string(), app);
         for l in &listeners {
             let addr = l.addr.to_string();

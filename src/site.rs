@@ -8,6 +8,8 @@ use std::sync::{Arc, RwLock};
 
 use pingora::connectors::http::Connector;
 
+use crate::h1::upstream::IdlePool;
+
 use crate::config::{Config, Route};
 use crate::limits::RouteLimits;
 use crate::metrics::{Metrics, RouteMetrics};
@@ -92,7 +94,9 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Open streams.
     pub streams: Arc<Registry>,
-    /// Upstream connections for the relay (the pipeline has its own).
+    /// Idle upstream connections for the relay (the pipeline has its own).
+    pub idle: IdlePool,
+    /// Pingora's HTTP client, for upstream checks and keep-warm pings.
     pub connector: Connector,
     in_flight: Arc<AtomicUsize>,
 }
@@ -105,6 +109,7 @@ impl Shared {
             site: RwLock::new(Arc::new(site)),
             metrics,
             streams: Arc::new(Registry::new()),
+            idle: IdlePool::new(),
             connector: Connector::new(None),
             in_flight: Arc::new(AtomicUsize::new(0)),
         }

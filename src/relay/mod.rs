@@ -2,29 +2,34 @@
 //!
 //! Pingora's proxy loop writes to the client only when the upstream sends something, and its
 //! body filters are synchronous and data-driven, so nothing in the pipeline can write a
-//! heartbeat while the upstream is silent. A stream route therefore answers from
-//! `request_filter` and drives the upstream itself with Pingora's own HTTP client and
-//! connection pool, in one task that waits on three things at once: the next upstream read,
-//! the client hanging up, and one timer (heartbeat or idle deadline, see
-//! [`heartbeat::Schedule`]). The upstream read future is kept alive across timer wake-ups
-//! rather than re-created, so no partial read is ever cancelled. Everything that is not a
-//! stream route still goes through Pingora's pipeline.
+//! heartbeat while the upstream is silent. A stream route is therefore relayed by ssegate
+//! itself, in one task that waits on three things at once: the next upstream read, the client
+//! hanging up, and one timer (heartbeat or idle deadline, see [`heartbeat::Schedule`]). The
+//! upstream read future is kept alive across timer wake-ups rather than re-created, so no
+//! partial read is ever cancelled.
+//!
+//! The client side is a [`Downstream`]: ssegate's lean HTTP/1 connection for most requests
+//! (see [`front`](crate::front)), Pingora's session for HTTP/2 and the rest. The upstream side
+//! is always ssegate's own lean [`Upstream`]. Every request that is neither a stream route
+//! nor a WebSocket upgrade goes through Pingora's pipeline.
+
+mod downstream;
+
+pub(crate) use downstream::Downstream;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use pingora::prelude::HttpPeer;
-use pingora::protocols::http::client::HttpSession;
-use pingora::protocols::http::HttpTask;
 use pingora::{Error, ErrorType, Result};
-use pingora_proxy::Session;
 
 use crate::config::StreamSettings;
+use crate::h1::upstream::Upstream;
 use crate::headers;
 use crate::heartbeat::{self, Schedule, Wake};
 use crate::observe::StreamEnd;
-use crate::proxy::{bounded, client_tls, error_status, RequestCtx};
+use crate::proxy::{bounded, error_status, RequestCtx};
 use crate::proxy::{UPGRADED_IDLE, UPSTREAM_POOL_IDLE, UPSTREAM_WRITE_TIMEOUT};
 use crate::site::{RouteState, Shared};
 use crate::sse::Framing;
@@ -46,17 +51,6 @@ pub fn peer(
 /// Most upstream chunks written to the client in one go.
 const MAX_BATCH: usize = 32;
 
-/// Polls a future once: its output if it is ready now, else `None`. Used for upstream reads,
-/// which Pingora's own pipeline also cancels this way (they resume where they stopped).
-fn ready_now<F: std::future::Future>(f: F) -> Option<F::Output> {
-    let mut f = std::pin::pin!(f);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    match f.as_mut().poll(&mut cx) {
-        std::task::Poll::Ready(v) => Some(v),
-        std::task::Poll::Pending => None,
-    }
-}
-
 /// Why a relay stopped before the upstream finished.
 enum Stop {
     /// The client went away (or could not be written to).
@@ -74,9 +68,9 @@ fn down(e: Box<Error>) -> Stop {
 }
 
 /// Serves a stream-route request; `Ok(true)` means the response is complete.
-pub(crate) async fn serve(
+pub(crate) async fn serve<D: Downstream>(
     shared: &Shared,
-    session: &mut Session,
+    session: &mut D,
     ctx: &mut RequestCtx,
 ) -> Result<bool> {
     let (site, index) = match (&ctx.site, ctx.route) {
@@ -143,23 +137,20 @@ impl Mode {
     }
 }
 
-struct Relay<'a> {
+struct Relay<'a, D> {
     shared: &'a Shared,
-    session: &'a mut Session,
+    session: &'a mut D,
     ctx: &'a mut RequestCtx,
     state: &'a RouteState,
     mode: Mode,
     schedule: Schedule,
 }
 
-impl Relay<'_> {
+impl<D: Downstream> Relay<'_, D> {
     /// `early_headers`: answer 200 with the SSE headers before the upstream is even asked.
     async fn start_early(&mut self) -> Result<()> {
-        let http11 = self.session.req_header().version == http::Version::HTTP_11;
-        let resp = headers::early_sse_response(http11)?;
-        self.session
-            .write_response_header(Box::new(resp), false)
-            .await?;
+        let resp = headers::early_sse_response(self.session.http11())?;
+        self.session.write_header(resp).await?;
         self.ctx.status = 200;
         self.ctx.stream = Some(self.shared.track(
             Framing::Sse,
@@ -180,7 +171,7 @@ impl Relay<'_> {
     ) -> std::result::Result<(), Stop> {
         // Boxed: connecting is a large state machine needed once, and an unboxed one would
         // stay inside every open stream's future for the stream's whole life.
-        let (mut upstream, peer) = Box::pin(self.connect(pool)).await?;
+        let mut upstream = Box::pin(self.connect(pool)).await?;
         Box::pin(self.send_request(&mut upstream, trusted)).await?;
         self.wait_for_header(&mut upstream).await?;
         self.forward_header(&upstream).await?;
@@ -197,7 +188,7 @@ impl Relay<'_> {
             let mut batch = vec![first];
             let mut quiet = false;
             while batch.len() < MAX_BATCH {
-                match ready_now(upstream.read_response_body()) {
+                match upstream.read_body_now() {
                     Some(Ok(Some(chunk))) => batch.push(chunk),
                     Some(Ok(None)) => {
                         ended = true;
@@ -221,12 +212,7 @@ impl Relay<'_> {
                 }
             }
         }
-        if upstream.response_done() {
-            self.shared
-                .connector
-                .release_http_session(upstream, &peer, Some(UPSTREAM_POOL_IDLE))
-                .await;
-        }
+        self.shared.idle.put(upstream);
         Ok(())
     }
 
@@ -234,7 +220,7 @@ impl Relay<'_> {
     async fn connect(
         &mut self,
         pool: &crate::upstream::Pool,
-    ) -> std::result::Result<(HttpSession, HttpPeer), Stop> {
+    ) -> std::result::Result<Upstream, Stop> {
         loop {
             let lease = pool.pick(&self.ctx.tried).ok_or_else(|| {
                 up(Error::explain(
@@ -261,15 +247,20 @@ impl Relay<'_> {
                     )))
                 }
             };
-            let peer = peer(addr, pool.connect_timeout, None);
-            match self.shared.connector.get_http_session(&peer).await {
-                Ok((session, _reused)) => {
+            let connecting = self.shared.idle.get(
+                addr,
+                pool.connect_timeout,
+                UPSTREAM_WRITE_TIMEOUT,
+                UPSTREAM_POOL_IDLE,
+            );
+            match connecting.await {
+                Ok(upstream) => {
                     if let Some(stream) = self.ctx.stream.as_ref() {
                         // An early_headers stream learns its server only now.
                         stream.set_upstream(&lease.server().label);
                     }
                     self.ctx.lease = Some(lease);
-                    return Ok((session, peer));
+                    return Ok(upstream);
                 }
                 Err(e) if may_retry => {
                     lease.server().refresh_after_failure();
@@ -289,40 +280,26 @@ impl Relay<'_> {
     /// Sends the request header and streams the request body through.
     async fn send_request(
         &mut self,
-        upstream: &mut HttpSession,
+        upstream: &mut Upstream,
         trusted: &[ipnet::IpNet],
     ) -> std::result::Result<(), Stop> {
         let mut req = self.session.req_header().clone();
         headers::upstream_request(&mut req, self.mode.upgrade);
-        let peer = self
-            .session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip())
-            .unwrap_or(self.ctx.client);
-        headers::set_forwarded(&mut req, peer, client_tls(self.session), trusted);
-        upstream
-            .write_request_header(Box::new(req))
-            .await
-            .map_err(up)?;
-        while let Some(chunk) = self.session.read_request_body().await.map_err(down)? {
-            upstream
-                .write_request_body(chunk, false)
-                .await
-                .map_err(up)?;
+        let peer = self.session.peer_ip().unwrap_or(self.ctx.client);
+        headers::set_forwarded(&mut req, peer, self.session.is_tls(), trusted);
+        upstream.send_header(&req).await.map_err(up)?;
+        drop(req);
+        while let Some(chunk) = self.session.read_body().await.map_err(down)? {
+            upstream.send_body(chunk).await.map_err(up)?;
         }
-        upstream.finish_request_body().await.map_err(up)?;
+        upstream.finish_body().await.map_err(up)?;
         Ok(())
     }
 
     /// Waits for the response header while watching the client and the clock.
-    async fn wait_for_header(
-        &mut self,
-        upstream: &mut HttpSession,
-    ) -> std::result::Result<(), Stop> {
+    async fn wait_for_header(&mut self, upstream: &mut Upstream) -> std::result::Result<(), Stop> {
         let silent = "no response header from the upstream in time";
-        self.await_upstream(upstream.read_response_header(), silent)
-            .await
+        self.await_upstream(upstream.read_header(), silent).await
     }
 
     /// Waits for an upstream read while watching the client (gone: stop) and the clock
@@ -339,7 +316,7 @@ impl Relay<'_> {
             tokio::select! {
                 biased;
                 r = &mut read => return r.map_err(up),
-                r = self.session.downstream_session.read_body_or_idle(true) => return Err(gone(r)),
+                r = self.session.hang_up() => return Err(gone(r)),
                 _ = &mut timer => {
                     match self.schedule.on_wake(Instant::now(), self.at_boundary()) {
                         Wake::IdleTimeout => {
@@ -356,8 +333,8 @@ impl Relay<'_> {
     }
 
     /// Writes the response header (unless `early_headers` already did) and starts the stream.
-    async fn forward_header(&mut self, upstream: &HttpSession) -> std::result::Result<(), Stop> {
-        let Some(resp) = upstream.response_header() else {
+    async fn forward_header(&mut self, upstream: &Upstream) -> std::result::Result<(), Stop> {
+        let Some(resp) = upstream.response() else {
             return Err(up(Error::explain(
                 ErrorType::InvalidHTTPHeader,
                 "no response header",
@@ -381,10 +358,7 @@ impl Relay<'_> {
             // The handshake answer goes out as it came: its Upgrade and Connection headers
             // are the protocol switch itself.
             self.ctx.status = 101;
-            self.session
-                .write_response_header(Box::new(resp), false)
-                .await
-                .map_err(down)?;
+            self.session.write_header(resp).await.map_err(down)?;
             self.schedule = Schedule::new(self.mode.idle, None, now);
             return Ok(());
         }
@@ -392,13 +366,16 @@ impl Relay<'_> {
         if let (Some(f), true) = (framing, self.mode.sse_headers) {
             headers::set_sse_headers(&mut resp, f);
         }
-        let http11 = self.session.req_header().version == http::Version::HTTP_11;
-        headers::set_downstream_framing(&mut resp, http11);
+        if resp.status.as_u16() == 101 {
+            // A switch the client never asked for cannot be relayed.
+            return Err(up(Error::explain(
+                ErrorType::InvalidHTTPHeader,
+                "upstream switched protocols unasked",
+            )));
+        }
+        headers::set_downstream_framing(&mut resp, self.session.http11());
         self.ctx.status = resp.status.as_u16();
-        self.session
-            .write_response_header(Box::new(resp), false)
-            .await
-            .map_err(down)?;
+        self.session.write_header(resp).await.map_err(down)?;
         // Heartbeats are SSE comments: only an SSE body may carry them.
         let heartbeat = if framing == Some(Framing::Sse) {
             self.mode.heartbeat
@@ -432,11 +409,10 @@ impl Relay<'_> {
     /// The next upstream body chunk (`None` at the end), writing heartbeats while it is late.
     async fn next_chunk(
         &mut self,
-        upstream: &mut HttpSession,
+        upstream: &mut Upstream,
     ) -> std::result::Result<Option<Bytes>, Stop> {
         let silent = "upstream silent for the idle timeout";
-        self.await_upstream(upstream.read_response_body(), silent)
-            .await
+        self.await_upstream(upstream.read_body(), silent).await
     }
 
     /// Passes upstream chunks to the client as they are, in one write.
@@ -445,48 +421,28 @@ impl Relay<'_> {
         if let Some(stream) = self.ctx.stream.as_mut() {
             stream.on_chunks(&batch);
         }
-        match batch.len() {
-            0 => return Ok(()),
-            1 => {
-                let chunk = batch.pop();
-                self.session
-                    .write_response_body(chunk, false)
-                    .await
-                    .map_err(down)?;
-            }
-            _ => {
-                let tasks = batch
-                    .into_iter()
-                    .map(|c| HttpTask::Body(Some(c), false))
-                    .collect();
-                self.session
-                    .write_response_tasks(tasks)
-                    .await
-                    .map_err(down)?;
-            }
+        if batch.is_empty() {
+            return Ok(());
         }
+        self.session.write_body(batch).await.map_err(down)?;
         self.schedule.on_upstream(Instant::now());
         Ok(())
     }
 
     /// After a 101: bytes in both directions, as they come, until either side closes.
     /// (Pingora's pipeline has a race that can end such a tunnel at its start, cloudflare/pingora#946.)
-    async fn tunnel(&mut self, upstream: &mut HttpSession) -> std::result::Result<(), Stop> {
-        if let HttpSession::H1(h1) = upstream {
-            h1.maybe_upgrade_body_writer();
-        }
+    async fn tunnel(&mut self, upstream: &mut Upstream) -> std::result::Result<(), Stop> {
+        upstream.begin_tunnel();
         let timer = tokio::time::sleep(self.mode.idle);
         tokio::pin!(timer);
         loop {
             tokio::select! {
-                r = self.session.downstream_session.read_request_body() => match r.map_err(down)? {
-                    Some(bytes) => upstream.write_request_body(bytes, false).await.map_err(up)?,
+                r = self.session.read_tunnel() => match r.map_err(down)? {
+                    Some(bytes) => upstream.send_body(bytes).await.map_err(up)?,
                     None => return Ok(()),
                 },
-                r = upstream.read_response_body() => match r.map_err(up)? {
-                    Some(bytes) => {
-                        self.session.write_response_body(Some(bytes), false).await.map_err(down)?;
-                    }
+                r = upstream.read_body() => match r.map_err(up)? {
+                    Some(bytes) => self.session.write_body(vec![bytes]).await.map_err(down)?,
                     None => return Ok(()),
                 },
                 _ = &mut timer => {
@@ -502,7 +458,7 @@ impl Relay<'_> {
 
     async fn heartbeat(&mut self) -> std::result::Result<(), Stop> {
         self.session
-            .write_response_body(Some(Bytes::from_static(heartbeat::COMMENT)), false)
+            .write_body(vec![Bytes::from_static(heartbeat::COMMENT)])
             .await
             .map_err(down)?;
         self.schedule.on_heartbeat(Instant::now());
@@ -517,7 +473,7 @@ impl Relay<'_> {
         let status = self.ctx.status;
         match result {
             Ok(()) => {
-                let end = match self.session.write_response_body(None, true).await {
+                let end = match self.session.finish().await {
                     Ok(()) => StreamEnd::Finished,
                     Err(_) => StreamEnd::ClientClosed,
                 };
@@ -544,7 +500,7 @@ impl Relay<'_> {
                 }
                 if let Some(s) = self.ctx.stream.as_mut() {
                     s.finish(end, status);
-                } else if self.session.response_written().is_none() {
+                } else if self.session.response_status().is_none() {
                     log::warn!("upstream failed before answering: {}", bounded(&e));
                 }
                 Err(e)
@@ -568,10 +524,8 @@ impl Relay<'_> {
         if let Some(s) = self.ctx.stream.as_mut() {
             s.finish(end, 200);
         }
-        self.session
-            .write_response_body(Some(Bytes::from(event)), false)
-            .await?;
-        self.session.write_response_body(None, true).await?;
+        self.session.write_body(vec![Bytes::from(event)]).await?;
+        self.session.finish().await?;
         Ok(true)
     }
 }

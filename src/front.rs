@@ -1,0 +1,298 @@
+//! The front of every client connection: reads each HTTP/1 request head and picks the path
+//! that serves it.
+//!
+//! - A stream-route request in plain HTTP/1.1 (no upgrade, no `Expect`, a body of a clear
+//!   length) takes ssegate's lean path: [`h1::downstream::Client`] under the
+//!   [`relay`](crate::relay). It holds a few KiB per open stream where Pingora's request
+//!   pipeline parks about 40 (bench/MEMORY.md).
+//! - Every other request goes to Pingora's pipeline over a [`Replay`] of the bytes read, and
+//!   the connection comes back here for its next request.
+//! - HTTP/2 connections go to Pingora whole.
+//!
+//! Reading heads here is also where `header_timeout` is kept: Pingora bounds each read of a
+//! head, never the head as a whole, so a client trickling a byte a second could hold a
+//! connection as long as it liked. From a head's first byte, the whole head must be in within
+//! the limit, or the connection closes unanswered.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::BytesMut;
+use http::{header, Method, Version};
+use pingora::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
+use pingora::protocols::http::ServerSession;
+use pingora::protocols::{Stream, ALPN};
+use pingora::server::ShutdownWatch;
+use pingora::{Error, ErrorType};
+use pingora_http::RequestHeader;
+use pingora_proxy::HttpProxy;
+use tokio::io::AsyncReadExt;
+use tokio::time::Instant;
+
+use crate::h1::body::Framing;
+use crate::h1::downstream::Client;
+use crate::h1::head;
+use crate::proxy::CLIENT_WRITE_TIMEOUT;
+use crate::proxy::{self, Gateway, RequestCtx, CLIENT_KEEPALIVE_SECS, CLIENT_READ_TIMEOUT};
+use crate::relay::Downstream;
+use crate::replay::Replay;
+use crate::site::Shared;
+
+/// How long a new connection may wait before its first byte (Pingora's own default).
+const FIRST_HEAD_WAIT: Duration = Duration::from_secs(60);
+/// Largest request head read here (Pingora's limit: a larger one goes to Pingora to refuse).
+const MAX_HEAD: usize = 1_048_575;
+/// How much room each read of a head makes.
+const HEAD_READ: usize = 4096;
+
+/// The proxy's server app: ssegate's lean path in front of Pingora's pipeline.
+pub struct Front {
+    proxy: Arc<HttpProxy<Gateway>>,
+    shared: Arc<Shared>,
+}
+
+impl Front {
+    /// A front for `proxy` over the shared state.
+    pub fn new(proxy: HttpProxy<Gateway>, shared: Arc<Shared>) -> Self {
+        Front {
+            proxy: Arc::new(proxy),
+            shared,
+        }
+    }
+
+    /// Serves an HTTP/1 connection, request after request, until it closes.
+    async fn serve_h1(&self, mut io: Stream, shutdown: &ShutdownWatch) {
+        let mut buf = BytesMut::new();
+        let mut settings: Option<HttpPersistentSettings> = None;
+        let mut idle = FIRST_HEAD_WAIT;
+        loop {
+            let limit = self.shared.site().config.header_timeout;
+            let Some(end) = read_head(&mut io, &mut buf, idle, limit).await else {
+                return;
+            };
+            idle = Duration::from_secs(CLIENT_KEEPALIVE_SECS);
+            if let Some((req, body_len)) = self.lean_request(&buf[..end]) {
+                let _ = buf.split_to(end);
+                if buf.is_empty() {
+                    // The head's buffer is not kept for the stream's whole life.
+                    buf = BytesMut::new();
+                }
+                let reuse = self.serve_lean(&mut io, &mut buf, req, body_len, shutdown);
+                if !Box::pin(reuse).await {
+                    return;
+                }
+            } else {
+                let replay = Replay::new(io, buf.split());
+                let mut session = ServerSession::new_http1(Box::new(replay));
+                session.set_keepalive((!*shutdown.borrow()).then_some(60));
+                if let Some(s) = settings.take() {
+                    s.apply_to_session(&mut session);
+                }
+                let Some(reused) = self.proxy.process_new_http(session, shutdown).await else {
+                    return;
+                };
+                let (stream, next) = reused.consume();
+                settings = next;
+                let Ok(replay) = stream.into_any().downcast::<Replay>() else {
+                    return;
+                };
+                (io, buf) = replay.into_parts();
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
+    }
+
+    /// The request head and body length if the lean path can serve this request.
+    fn lean_request(&self, head: &[u8]) -> Option<(RequestHeader, u64)> {
+        let req = head::parse_request(head).ok()?;
+        let plain = req.version == Version::HTTP_11
+            && !matches!(req.method, Method::HEAD | Method::CONNECT)
+            && !req.headers.contains_key(header::UPGRADE)
+            && !req.headers.contains_key(header::EXPECT);
+        if !plain {
+            return None;
+        }
+        let body_len = match head::request_framing(&req.headers)? {
+            Framing::Empty => 0,
+            Framing::Length(n) => n,
+            Framing::Chunked | Framing::UntilClose => return None,
+        };
+        let site = self.shared.site();
+        let index = site.find(proxy::request_host(&req), req.uri.path())?;
+        let (route, _) = site.route(index)?;
+        route.stream.as_ref()?;
+        Some((req, body_len))
+    }
+
+    /// Serves one request on the lean path; `true` if the connection may carry another.
+    async fn serve_lean(
+        &self,
+        io: &mut Stream,
+        buf: &mut BytesMut,
+        req: RequestHeader,
+        body_len: u64,
+        shutdown: &ShutdownWatch,
+    ) -> bool {
+        let mut ctx = RequestCtx::new(&self.shared);
+        let mut client = Client::new(
+            io,
+            buf,
+            req,
+            body_len,
+            CLIENT_READ_TIMEOUT,
+            CLIENT_WRITE_TIMEOUT,
+        );
+        if *shutdown.borrow() {
+            client.close_after();
+        }
+        let error = match proxy::admit(&self.shared, &mut client, &mut ctx).await {
+            Ok(true) => None,
+            // A reload between choosing the path and routing made it a plain route.
+            Ok(false) => Some(Error::explain(
+                ErrorType::HTTPStatus(503),
+                "route changed while the request was read",
+            )),
+            Err(e) => Some(e),
+        };
+        if let Some(e) = error.as_deref() {
+            let req = client.req_header();
+            log::error!(
+                "{} — {} {}",
+                proxy::bounded(e),
+                req.method,
+                String::from_utf8_lossy(req.raw_path())
+            );
+            proxy::answer_failure(&mut client, e, &mut ctx).await;
+        }
+        proxy::record(
+            &self.shared,
+            &mut ctx,
+            client.response_status(),
+            error.as_deref(),
+        );
+        error.is_none() && client.reusable()
+    }
+}
+
+#[async_trait]
+impl ServerApp for Front {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        // HTTP/2 multiplexes requests over one connection: Pingora serves it whole.
+        if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+            return self.proxy.process_new(stream, shutdown).await;
+        }
+        self.serve_h1(stream, shutdown).await;
+        None
+    }
+
+    async fn cleanup(&self) {
+        ServerApp::cleanup(self.proxy.as_ref()).await
+    }
+}
+
+/// Reads until `buf` holds a whole request head and returns its length. `None` when the
+/// client closed, stayed idle for `idle` before a head began, or took longer than `limit` over
+/// one: the connection then closes unanswered.
+async fn read_head(
+    io: &mut Stream,
+    buf: &mut BytesMut,
+    idle: Duration,
+    limit: Duration,
+) -> Option<usize> {
+    // Bytes already here (sent right after the last request) start the clock at once.
+    let mut deadline = (!buf.is_empty()).then(|| Instant::now() + limit);
+    let mut scanned = 0;
+    loop {
+        if let Some(end) = head::head_end(buf, scanned) {
+            return Some(end);
+        }
+        if buf.len() >= MAX_HEAD {
+            return Some(buf.len());
+        }
+        scanned = head::resume_at(buf.len());
+        let wait = deadline.map_or(idle, |d| d.saturating_duration_since(Instant::now()));
+        buf.reserve(HEAD_READ);
+        match tokio::time::timeout(wait, io.read_buf(buf)).await {
+            Ok(Ok(n)) if n > 0 => {
+                deadline.get_or_insert_with(|| Instant::now() + limit);
+            }
+            Err(_) if deadline.is_some() => {
+                log::debug!("request head not complete within {limit:?}: closing");
+                return None;
+            }
+            _ => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncWriteExt, DuplexStream};
+
+    fn pair() -> (Stream, DuplexStream) {
+        let (ours, theirs) = tokio::io::duplex(1 << 16);
+        (Box::new(ours), theirs)
+    }
+
+    const S: Duration = Duration::from_secs(1);
+
+    #[tokio::test(start_paused = true)]
+    async fn a_head_trickled_past_the_limit_is_dropped() {
+        let (mut io, mut client) = pair();
+        let reader = tokio::spawn(async move {
+            let mut buf = BytesMut::new();
+            read_head(&mut io, &mut buf, 30 * S, 10 * S).await
+        });
+        client
+            .write_all(b"GET / HTTP/1.1\r\n")
+            .await
+            .expect("write");
+        for _ in 0..9 {
+            tokio::time::sleep(S).await;
+            client.write_all(b"x").await.expect("write");
+        }
+        tokio::time::sleep(2 * S).await;
+        let _ = client.write_all(b"\r\n\r\n").await;
+        assert_eq!(reader.await.expect("task"), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_clock_starts_at_the_first_byte() {
+        let (mut io, mut client) = pair();
+        let reader = tokio::spawn(async move {
+            let mut buf = BytesMut::new();
+            let end = read_head(&mut io, &mut buf, 60 * S, 10 * S).await;
+            (end, buf)
+        });
+        // Idle before the head is the keepalive's business, not this clock's.
+        tokio::time::sleep(30 * S).await;
+        client
+            .write_all(b"POST / HTTP/1.1\r\n")
+            .await
+            .expect("write");
+        tokio::time::sleep(9 * S).await;
+        client
+            .write_all(b"Host: a\r\n\r\nbody")
+            .await
+            .expect("write");
+        let (end, buf) = reader.await.expect("task");
+        assert_eq!(end, Some(buf.len() - 4));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_connection_closes_after_its_idle_wait() {
+        let (mut io, _client) = pair();
+        let t0 = Instant::now();
+        let mut buf = BytesMut::new();
+        assert_eq!(read_head(&mut io, &mut buf, 5 * S, S).await, None);
+        assert_eq!(t0.elapsed(), 5 * S);
+    }
+}

@@ -1,0 +1,350 @@
+//! HTTP/1 message bodies: how one is framed, decoding one as it arrives, encoding chunks.
+//!
+//! The decoder is a plain state machine fed whatever a read returned; it hands out slices of
+//! those reads (no copy) and never holds more than one chunk-size or trailer line.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+/// Longest chunk-size line (size, extensions) accepted.
+const MAX_SIZE_LINE: usize = 4096;
+/// Most trailer bytes accepted after the last chunk.
+const MAX_TRAILERS: usize = 16 * 1024;
+
+/// How a body's end is known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// No body at all (HEAD, 1xx, 204, 304).
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// Until the connection closes.
+    UntilClose,
+}
+
+/// Why a body could not be decoded.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BodyError {
+    /// The chunked framing is broken.
+    BadChunk(&'static str),
+    /// The connection closed before the framing said the body was over.
+    Truncated,
+}
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BodyError::BadChunk(why) => write!(f, "bad chunked body: {why}"),
+            BodyError::Truncated => f.write_str("connection closed before the body's end"),
+        }
+    }
+}
+
+impl std::error::Error for BodyError {}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Chunk {
+    /// Reading a chunk-size line.
+    Size,
+    /// Inside a chunk's data: bytes left.
+    Data(u64),
+    /// The CRLF after a chunk's data: bytes of it already seen.
+    DataEnd(u8),
+    /// After the last chunk: trailer lines until an empty one.
+    Trailers,
+}
+
+/// Decodes one body as its bytes arrive.
+#[derive(Debug)]
+pub struct Decoder {
+    framing: Framing,
+    left: u64,
+    chunk: Chunk,
+    /// A partial chunk-size or trailer line carried over from the last read.
+    line: Vec<u8>,
+    trailer_bytes: usize,
+    done: bool,
+    /// Bytes that arrived after the body's end (the connection cannot be reused).
+    overrun: bool,
+}
+
+impl Decoder {
+    /// A decoder for a body framed as `framing`.
+    pub fn new(framing: Framing) -> Self {
+        let (left, done) = match framing {
+            Framing::Empty => (0, true),
+            Framing::Length(n) => (n, n == 0),
+            Framing::Chunked | Framing::UntilClose => (0, false),
+        };
+        Decoder {
+            framing,
+            left,
+            chunk: Chunk::Size,
+            line: Vec::new(),
+            trailer_bytes: 0,
+            done,
+            overrun: false,
+        }
+    }
+
+    /// Whether the body is complete.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Whether the connection may carry another message after this body.
+    pub fn reusable(&self) -> bool {
+        self.done && !self.overrun && self.framing != Framing::UntilClose
+    }
+
+    /// Decodes `input`, pushing the body's data onto `out`.
+    pub fn feed(&mut self, mut input: Bytes, out: &mut Vec<Bytes>) -> Result<(), BodyError> {
+        if self.done {
+            self.overrun |= !input.is_empty();
+            return Ok(());
+        }
+        match self.framing {
+            Framing::Empty => Ok(()),
+            Framing::UntilClose => {
+                if !input.is_empty() {
+                    out.push(input);
+                }
+                Ok(())
+            }
+            Framing::Length(_) => {
+                let take = (input.len() as u64).min(self.left) as usize;
+                self.overrun |= take < input.len();
+                if take > 0 {
+                    out.push(input.split_to(take));
+                }
+                self.left -= take as u64;
+                self.done = self.left == 0;
+                Ok(())
+            }
+            Framing::Chunked => self.feed_chunked(input, out),
+        }
+    }
+
+    /// The connection closed: fine only for a body that runs until the close.
+    pub fn eof(&mut self) -> Result<(), BodyError> {
+        match (self.done, self.framing) {
+            (true, _) => Ok(()),
+            (false, Framing::UntilClose) => {
+                self.done = true;
+                Ok(())
+            }
+            _ => Err(BodyError::Truncated),
+        }
+    }
+
+    fn feed_chunked(&mut self, mut input: Bytes, out: &mut Vec<Bytes>) -> Result<(), BodyError> {
+        while !input.is_empty() {
+            if self.done {
+                self.overrun = true;
+                return Ok(());
+            }
+            match self.chunk {
+                Chunk::Size => {
+                    let Some(line) = self.take_line(&mut input, MAX_SIZE_LINE)? else {
+                        return Ok(());
+                    };
+                    let size = chunk_size(&line)?;
+                    self.chunk = if size == 0 {
+                        Chunk::Trailers
+                    } else {
+                        Chunk::Data(size)
+                    };
+                }
+                Chunk::Data(left) => {
+                    let take = (input.len() as u64).min(left) as usize;
+                    out.push(input.split_to(take));
+                    let left = left - take as u64;
+                    self.chunk = if left == 0 {
+                        Chunk::DataEnd(0)
+                    } else {
+                        Chunk::Data(left)
+                    };
+                }
+                Chunk::DataEnd(seen) => {
+                    let byte = input[0];
+                    input.advance(1);
+                    self.chunk = match (seen, byte) {
+                        (0, b'\r') => Chunk::DataEnd(1),
+                        (0 | 1, b'\n') => Chunk::Size,
+                        _ => return Err(BodyError::BadChunk("no CRLF after chunk data")),
+                    };
+                }
+                Chunk::Trailers => {
+                    let before = input.len();
+                    let line = self.take_line(&mut input, MAX_TRAILERS)?;
+                    self.trailer_bytes += before - input.len();
+                    if self.trailer_bytes > MAX_TRAILERS {
+                        return Err(BodyError::BadChunk("trailers too long"));
+                    }
+                    match line {
+                        None => return Ok(()),
+                        Some(l) if l == b"\r\n" || l == b"\n" => {
+                            self.done = true;
+                            self.overrun |= !input.is_empty();
+                            return Ok(());
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A whole line (with its `\n`) if it is complete, carrying a partial one over.
+    fn take_line(&mut self, input: &mut Bytes, max: usize) -> Result<Option<Vec<u8>>, BodyError> {
+        match memchr::memchr(b'\n', input) {
+            Some(i) => {
+                let mut line = std::mem::take(&mut self.line);
+                line.extend_from_slice(&input[..=i]);
+                input.advance(i + 1);
+                if line.len() > max {
+                    return Err(BodyError::BadChunk("line too long"));
+                }
+                Ok(Some(line))
+            }
+            None => {
+                self.line.extend_from_slice(input);
+                input.clear();
+                if self.line.len() > max {
+                    return Err(BodyError::BadChunk("line too long"));
+                }
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// The size on a chunk-size line (extensions are ignored, as RFC 9112 allows).
+fn chunk_size(line: &[u8]) -> Result<u64, BodyError> {
+    match httparse::parse_chunk_size(line) {
+        Ok(httparse::Status::Complete((_, size))) => Ok(size),
+        _ => Err(BodyError::BadChunk("bad chunk size line")),
+    }
+}
+
+/// Appends `chunks` to `out` as HTTP/1.1 chunks (empty ones are skipped: they would end it).
+pub fn encode_chunks(chunks: &[Bytes], out: &mut BytesMut) {
+    use std::fmt::Write;
+    for c in chunks.iter().filter(|c| !c.is_empty()) {
+        let _ = write!(out, "{:x}\r\n", c.len());
+        out.extend_from_slice(c);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// The last chunk and the empty trailer.
+pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn decode_all(framing: Framing, parts: &[&[u8]]) -> (Vec<u8>, Decoder) {
+        let mut d = Decoder::new(framing);
+        let mut out = Vec::new();
+        for p in parts {
+            d.feed(Bytes::copy_from_slice(p), &mut out)
+                .expect("decodes");
+        }
+        (out.concat(), d)
+    }
+
+    #[test]
+    fn lengths_stop_at_their_end_and_notice_an_overrun() {
+        let (body, d) = decode_all(Framing::Length(5), &[b"he", b"llo"]);
+        assert_eq!(body, b"hello");
+        assert!(d.is_done() && d.reusable());
+        let (body, d) = decode_all(Framing::Length(3), &[b"abcdef"]);
+        assert_eq!(body, b"abc");
+        assert!(d.is_done() && !d.reusable());
+        let mut d = Decoder::new(Framing::Length(4));
+        assert_eq!(d.eof(), Err(BodyError::Truncated));
+    }
+
+    #[test]
+    fn chunked_bodies_with_extensions_and_trailers() {
+        let wire = b"5;name=v\r\nhello\r\n1\r\n \r\n0\r\nX-Trailer: 1\r\n\r\n";
+        let (body, d) = decode_all(Framing::Chunked, &[wire]);
+        assert_eq!(body, b"hello ");
+        assert!(d.is_done() && d.reusable());
+    }
+
+    #[test]
+    fn bad_chunks_are_errors() {
+        for wire in [&b"zz\r\n"[..], b"3\r\nabcX", b"ffffffffffffffffffff\r\n"] {
+            let mut d = Decoder::new(Framing::Chunked);
+            let r = d.feed(Bytes::copy_from_slice(wire), &mut Vec::new());
+            assert!(r.is_err(), "{:?}", String::from_utf8_lossy(wire));
+        }
+        let mut d = Decoder::new(Framing::Chunked);
+        let long = vec![b'1'; MAX_SIZE_LINE + 1];
+        assert!(d.feed(Bytes::from(long), &mut Vec::new()).is_err());
+        let mut d = Decoder::new(Framing::Chunked);
+        d.feed(Bytes::from_static(b"3\r\nab"), &mut Vec::new())
+            .expect("partial");
+        assert_eq!(d.eof(), Err(BodyError::Truncated));
+    }
+
+    #[test]
+    fn until_close_ends_at_eof() {
+        let (body, mut d) = decode_all(Framing::UntilClose, &[b"a", b"b"]);
+        assert_eq!(body, b"ab");
+        assert!(!d.is_done());
+        assert_eq!(d.eof(), Ok(()));
+        assert!(d.is_done() && !d.reusable());
+    }
+
+    #[test]
+    fn chunks_encode_with_hex_sizes() {
+        let mut out = BytesMut::new();
+        let chunks = [Bytes::from(vec![b'x'; 26]), Bytes::new(), Bytes::from("ok")];
+        encode_chunks(&chunks, &mut out);
+        assert_eq!(
+            &out[..],
+            &b"1a\r\nxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n2\r\nok\r\n"[..]
+        );
+    }
+
+    proptest! {
+        /// Any body, chunked any way and delivered in any pieces, decodes to itself.
+        #[test]
+        fn chunked_round_trips(
+            body in proptest::collection::vec(any::<u8>(), 0..600),
+            sizes in proptest::collection::vec(1usize..80, 1..20),
+            cuts in proptest::collection::vec(1usize..50, 1..40),
+        ) {
+            let mut chunks = Vec::new();
+            let (mut at, mut i) = (0, 0);
+            while at < body.len() {
+                let n = sizes[i % sizes.len()].min(body.len() - at);
+                chunks.push(Bytes::copy_from_slice(&body[at..at + n]));
+                at += n;
+                i += 1;
+            }
+            let mut wire = BytesMut::new();
+            encode_chunks(&chunks, &mut wire);
+            wire.extend_from_slice(LAST_CHUNK);
+            wire.extend_from_slice(b"NEXT");
+            let mut wire = wire.freeze();
+            let mut d = Decoder::new(Framing::Chunked);
+            let mut out = Vec::new();
+            let mut k = 0;
+            while !wire.is_empty() {
+                let n = cuts[k % cuts.len()].min(wire.len());
+                d.feed(wire.split_to(n), &mut out).expect("valid");
+                k += 1;
+            }
+            prop_assert_eq!(out.concat(), body);
+            prop_assert!(d.is_done());
+            prop_assert!(!d.reusable(), "bytes after the end were noticed");
+        }
+    }
+}

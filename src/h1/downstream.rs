@@ -1,0 +1,222 @@
+//! The client side of a stream-route request on ssegate's lean path: an HTTP/1.1 connection
+//! whose request head the [`front`](crate::front) has already read, answered with chunks.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::header;
+use pingora::protocols::http::date::get_cached_date;
+use pingora::protocols::Stream;
+use pingora::{Error, ErrorType, OrErr, Result};
+use pingora_http::{RequestHeader, ResponseHeader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::body::{encode_chunks, LAST_CHUNK};
+use super::head::response_to_wire;
+use crate::relay::Downstream;
+
+/// Largest single read of a request body.
+const READ_SIZE: u64 = 16 * 1024;
+
+/// One request on a client connection.
+pub struct Client<'a> {
+    io: &'a mut Stream,
+    /// Bytes the client sent past the request head (its body first).
+    buf: &'a mut BytesMut,
+    req: RequestHeader,
+    /// Request body bytes not read yet.
+    body_left: u64,
+    peer: Option<IpAddr>,
+    tls: bool,
+    read_timeout: Duration,
+    write_timeout: Duration,
+    status: Option<u16>,
+    chunked: bool,
+    keepalive: bool,
+    finished: bool,
+}
+
+impl<'a> Client<'a> {
+    /// A request whose head was `req` and whose body (`body_len` bytes) starts in `buf`.
+    pub fn new(
+        io: &'a mut Stream,
+        buf: &'a mut BytesMut,
+        req: RequestHeader,
+        body_len: u64,
+        read_timeout: Duration,
+        write_timeout: Duration,
+    ) -> Self {
+        let digest = io.get_socket_digest();
+        let peer = digest
+            .as_ref()
+            .and_then(|d| d.peer_addr())
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        let tls = io.get_ssl_digest().is_some();
+        let close = req.headers.get_all(header::CONNECTION).iter().any(|v| {
+            v.as_bytes()
+                .split(|b| *b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+        });
+        let keepalive = req.version == http::Version::HTTP_11 && !close;
+        Client {
+            io,
+            buf,
+            req,
+            body_left: body_len,
+            peer,
+            tls,
+            read_timeout,
+            write_timeout,
+            status: None,
+            chunked: false,
+            keepalive,
+            finished: false,
+        }
+    }
+
+    /// Whether the connection can carry the client's next request.
+    pub fn reusable(&self) -> bool {
+        self.keepalive && self.finished && self.body_left == 0
+    }
+
+    /// Keeps the connection from being reused (the next head written says `close`).
+    pub fn close_after(&mut self) {
+        self.keepalive = false;
+    }
+
+    async fn send(&mut self, bytes: &[u8]) -> Result<()> {
+        let io = &mut *self.io;
+        let write = async move {
+            io.write_all(bytes).await?;
+            io.flush().await
+        };
+        match tokio::time::timeout(self.write_timeout, write).await {
+            Err(_) => Error::e_explain(ErrorType::WriteTimedout, "writing to the client"),
+            Ok(r) => r.or_err(ErrorType::WriteError, "writing to the client"),
+        }
+    }
+
+    async fn read_into(&mut self, max: u64) -> Result<Bytes> {
+        let mut b = BytesMut::with_capacity(max as usize);
+        match tokio::time::timeout(self.read_timeout, self.io.read_buf(&mut b)).await {
+            Err(_) => Error::e_explain(ErrorType::ReadTimedout, "reading from the client"),
+            Ok(Err(e)) => Error::e_because(ErrorType::ReadError, "reading from the client", e),
+            Ok(Ok(_)) => Ok(b.freeze()),
+        }
+    }
+}
+
+impl Downstream for Client<'_> {
+    fn req_header(&self) -> &RequestHeader {
+        &self.req
+    }
+
+    fn peer_ip(&self) -> Option<IpAddr> {
+        self.peer
+    }
+
+    fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    fn is_upgrade_req(&self) -> bool {
+        false
+    }
+
+    fn response_status(&self) -> Option<u16> {
+        self.status
+    }
+
+    async fn write_header(&mut self, mut resp: ResponseHeader) -> Result<()> {
+        self.chunked = resp
+            .headers
+            .get(header::TRANSFER_ENCODING)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"chunked"));
+        if !self.chunked && !resp.headers.contains_key(header::CONTENT_LENGTH) {
+            self.keepalive = false;
+        }
+        resp.insert_header(header::DATE, get_cached_date())?;
+        let connection = if self.keepalive {
+            "keep-alive"
+        } else {
+            "close"
+        };
+        resp.insert_header(header::CONNECTION, connection)?;
+        let mut wire = BytesMut::with_capacity(256);
+        response_to_wire(&resp, &mut wire);
+        self.status = Some(resp.status.as_u16());
+        self.send(&wire).await
+    }
+
+    async fn write_body(&mut self, chunks: Vec<Bytes>) -> Result<()> {
+        if chunks.len() == 1 && !self.chunked {
+            return self.send(&chunks[0]).await;
+        }
+        let size: usize = chunks.iter().map(|c| c.len() + 12).sum();
+        let mut wire = BytesMut::with_capacity(size);
+        if self.chunked {
+            encode_chunks(&chunks, &mut wire);
+        } else {
+            chunks.iter().for_each(|c| wire.extend_from_slice(c));
+        }
+        if wire.is_empty() {
+            return Ok(());
+        }
+        self.send(&wire).await
+    }
+
+    async fn finish(&mut self) -> Result<()> {
+        if self.chunked {
+            self.send(LAST_CHUNK).await?;
+        }
+        self.finished = true;
+        Ok(())
+    }
+
+    async fn read_body(&mut self) -> Result<Option<Bytes>> {
+        if self.body_left == 0 {
+            return Ok(None);
+        }
+        let piece = if self.buf.is_empty() {
+            let piece = self.read_into(self.body_left.min(READ_SIZE)).await?;
+            if piece.is_empty() {
+                return Error::e_explain(ErrorType::ConnectionClosed, "client closed mid-body");
+            }
+            piece
+        } else {
+            let take = (self.buf.len() as u64).min(self.body_left) as usize;
+            self.buf.split_to(take).freeze()
+        };
+        self.body_left -= piece.len() as u64;
+        Ok(Some(piece))
+    }
+
+    async fn hang_up(&mut self) -> Result<Option<Bytes>> {
+        if !self.buf.is_empty() {
+            // Another request while this one streams: this connection is done either way.
+            return Ok(Some(self.buf.split().freeze()));
+        }
+        let mut probe = [0u8; 1];
+        match self.io.read(&mut probe).await {
+            Ok(0) => Ok(None),
+            Ok(_) => Ok(Some(Bytes::copy_from_slice(&probe))),
+            Err(e) => Error::e_because(ErrorType::ReadError, "client connection", e),
+        }
+    }
+
+    async fn read_tunnel(&mut self) -> Result<Option<Bytes>> {
+        if !self.buf.is_empty() {
+            return Ok(Some(self.buf.split().freeze()));
+        }
+        // No read timeout here: a tunnel has its own idle clock.
+        let mut b = BytesMut::with_capacity(READ_SIZE as usize);
+        let n = self
+            .io
+            .read_buf(&mut b)
+            .await
+            .or_err(ErrorType::ReadError, "reading from the client")?;
+        Ok((n > 0).then(|| b.freeze()))
+    }
+}

@@ -1,0 +1,496 @@
+//! The relay's connection to an upstream server: one HTTP/1.1 exchange at a time over a
+//! plain TCP socket, taken from and given back to an [`IdlePool`].
+//!
+//! Reads wait for readiness and only then copy what arrived into a buffer of its exact size,
+//! so a stream waiting on a silent model holds no read buffer at all (Pingora's client holds
+//! 64 KiB per response: bench/MEMORY.md).
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use http::header;
+use pingora::{Error, ErrorType, OrErr, Result};
+use pingora_http::{RequestHeader, ResponseHeader};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use super::body::{encode_chunks, Decoder, Framing, LAST_CHUNK};
+use super::head;
+
+/// Largest response head accepted from an upstream.
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+/// Largest single read from an upstream.
+const READ_SIZE: usize = 16 * 1024;
+/// Most idle connections kept per upstream address.
+const MAX_IDLE_PER_ADDR: usize = 128;
+
+/// How the request body goes out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Send {
+    None,
+    Raw,
+    Chunked,
+}
+
+/// One upstream connection and the exchange on it.
+#[derive(Debug)]
+pub struct Upstream {
+    sock: TcpStream,
+    addr: SocketAddr,
+    write_timeout: Duration,
+    send: Send,
+    head_request: bool,
+    response: Option<ResponseHeader>,
+    /// Bytes read past the response head, before the body decoder existed.
+    early: Option<Bytes>,
+    decoder: Option<Decoder>,
+    /// Decoded body data not handed out yet.
+    ready: Vec<Bytes>,
+    eof: bool,
+    tunnel: bool,
+}
+
+fn io_err(kind: ErrorType, what: &'static str, e: io::Error) -> Box<Error> {
+    Error::because(kind, what, e)
+}
+
+/// Reads whatever the socket has now, without waiting: `None` if nothing is there yet.
+fn try_read_now(sock: &TcpStream) -> io::Result<Option<Bytes>> {
+    let mut buf = [0u8; READ_SIZE];
+    match sock.try_read(&mut buf) {
+        Ok(n) => Ok(Some(Bytes::copy_from_slice(&buf[..n]))),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+impl Upstream {
+    /// Connects to `addr` within `timeout`.
+    pub async fn connect(
+        addr: SocketAddr,
+        timeout: Duration,
+        write_timeout: Duration,
+    ) -> Result<Self> {
+        let sock = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Err(_) => {
+                return Error::e_explain(
+                    ErrorType::ConnectTimedout,
+                    format!("connecting to {addr}"),
+                )
+            }
+            Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                return Err(io_err(ErrorType::ConnectRefused, "connecting", e))
+            }
+            Ok(Err(e)) => return Err(io_err(ErrorType::ConnectError, "connecting", e)),
+            Ok(Ok(s)) => s,
+        };
+        let _ = sock.set_nodelay(true);
+        Ok(Self::over(sock, addr, write_timeout))
+    }
+
+    fn over(sock: TcpStream, addr: SocketAddr, write_timeout: Duration) -> Self {
+        Upstream {
+            sock,
+            addr,
+            write_timeout,
+            send: Send::None,
+            head_request: false,
+            response: None,
+            early: None,
+            decoder: None,
+            ready: Vec::new(),
+            eof: false,
+            tunnel: false,
+        }
+    }
+
+    /// The server's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        match tokio::time::timeout(self.write_timeout, self.sock.write_all(bytes)).await {
+            Err(_) => Error::e_explain(ErrorType::WriteTimedout, "writing to the upstream"),
+            Ok(r) => r.or_err(ErrorType::WriteError, "writing to the upstream"),
+        }
+    }
+
+    /// Sends the request head; its headers say how the body (if any) follows.
+    pub async fn send_header(&mut self, req: &RequestHeader) -> Result<()> {
+        let Some(wire) = pingora::protocols::http::v1::client::http_req_header_to_wire(req) else {
+            return Error::e_explain(
+                ErrorType::InvalidHTTPHeader,
+                "request head cannot be written",
+            );
+        };
+        self.head_request = req.method == http::Method::HEAD;
+        let chunked = req
+            .headers
+            .get(header::TRANSFER_ENCODING)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"chunked"));
+        self.send = if chunked {
+            Send::Chunked
+        } else if req.headers.contains_key(header::CONTENT_LENGTH) {
+            Send::Raw
+        } else {
+            Send::None
+        };
+        self.write(&wire).await
+    }
+
+    /// Sends one piece of the request body (or, in a tunnel, any bytes).
+    pub async fn send_body(&mut self, data: Bytes) -> Result<()> {
+        match (self.tunnel, self.send) {
+            (true, _) | (false, Send::Raw) => self.write(&data).await,
+            (false, Send::Chunked) => {
+                let mut out = BytesMut::with_capacity(data.len() + 16);
+                encode_chunks(&[data], &mut out);
+                self.write(&out).await
+            }
+            (false, Send::None) => Ok(()),
+        }
+    }
+
+    /// Ends the request body.
+    pub async fn finish_body(&mut self) -> Result<()> {
+        if self.send == Send::Chunked && !self.tunnel {
+            self.send = Send::None;
+            return self.write(LAST_CHUNK).await;
+        }
+        Ok(())
+    }
+
+    /// Reads until a final response head has arrived (1xx other than 101 are skipped).
+    pub async fn read_header(&mut self) -> Result<()> {
+        let mut buf = BytesMut::new();
+        loop {
+            match head::parse_response(&buf) {
+                Err(e) => {
+                    return Error::e_because(
+                        ErrorType::InvalidHTTPHeader,
+                        "upstream response head",
+                        e,
+                    )
+                }
+                Ok(Some((mut resp, len))) => {
+                    let rest = buf.split_off(len).freeze();
+                    let status = resp.status.as_u16();
+                    if (100..200).contains(&status) && status != 101 {
+                        buf = BytesMut::from(&rest[..]);
+                        continue;
+                    }
+                    let framing = if status == 101 {
+                        Framing::UntilClose
+                    } else {
+                        head::response_framing(&mut resp, self.head_request)
+                            .or_err(ErrorType::InvalidHTTPHeader, "upstream response framing")?
+                    };
+                    self.decoder = Some(Decoder::new(framing));
+                    self.response = Some(resp);
+                    if !rest.is_empty() {
+                        self.early = Some(rest);
+                    }
+                    return Ok(());
+                }
+                Ok(None) if buf.len() >= MAX_RESPONSE_HEAD => {
+                    return Error::e_explain(
+                        ErrorType::InvalidHTTPHeader,
+                        "upstream response head too large",
+                    )
+                }
+                Ok(None) => {}
+            }
+            let more = self.read_some().await?;
+            if more.is_empty() {
+                return Error::e_explain(
+                    ErrorType::ConnectionClosed,
+                    "upstream closed before its response head",
+                );
+            }
+            buf.extend_from_slice(&more);
+        }
+    }
+
+    /// The response head, once read.
+    pub fn response(&self) -> Option<&ResponseHeader> {
+        self.response.as_ref()
+    }
+
+    async fn read_some(&mut self) -> Result<Bytes> {
+        loop {
+            self.sock
+                .readable()
+                .await
+                .or_err(ErrorType::ReadError, "reading from the upstream")?;
+            if let Some(b) = try_read_now(&self.sock)
+                .or_err(ErrorType::ReadError, "reading from the upstream")?
+            {
+                return Ok(b);
+            }
+        }
+    }
+
+    /// Feeds what was read to the decoder; `Ok(false)` once the body is over.
+    fn decode(&mut self, read: Bytes) -> Result<()> {
+        let Some(decoder) = self.decoder.as_mut() else {
+            return Error::e_explain(ErrorType::InternalError, "body read before the head");
+        };
+        if read.is_empty() {
+            self.eof = true;
+            return decoder
+                .eof()
+                .or_err(ErrorType::ConnectionClosed, "upstream body");
+        }
+        decoder
+            .feed(read, &mut self.ready)
+            .or_err(ErrorType::InvalidHTTPHeader, "upstream body")
+    }
+
+    fn next_ready(&mut self) -> Option<Bytes> {
+        if self.ready.is_empty() {
+            None
+        } else {
+            Some(self.ready.remove(0))
+        }
+    }
+
+    fn body_over(&self) -> bool {
+        self.ready.is_empty() && self.decoder.as_ref().is_none_or(|d| d.is_done())
+    }
+
+    /// The next piece of the body, `None` at its end.
+    pub async fn read_body(&mut self) -> Result<Option<Bytes>> {
+        loop {
+            if let Some(b) = self.next_ready() {
+                return Ok(Some(b));
+            }
+            if self.body_over() {
+                return Ok(None);
+            }
+            if let Some(early) = self.early.take() {
+                self.decode(early)?;
+                continue;
+            }
+            let read = self.read_some().await?;
+            self.decode(read)?;
+        }
+    }
+
+    /// Like [`read_body`](Self::read_body), but only what is there now: `None` if nothing is.
+    pub fn read_body_now(&mut self) -> Option<Result<Option<Bytes>>> {
+        loop {
+            if let Some(b) = self.next_ready() {
+                return Some(Ok(Some(b)));
+            }
+            if self.body_over() {
+                return Some(Ok(None));
+            }
+            if let Some(early) = self.early.take() {
+                if let Err(e) = self.decode(early) {
+                    return Some(Err(e));
+                }
+                continue;
+            }
+            match try_read_now(&self.sock) {
+                Ok(None) => return None,
+                Ok(Some(read)) => {
+                    if let Err(e) = self.decode(read) {
+                        return Some(Err(e));
+                    }
+                }
+                Err(e) => {
+                    return Some(Err(io_err(
+                        ErrorType::ReadError,
+                        "reading from the upstream",
+                        e,
+                    )))
+                }
+            }
+        }
+    }
+
+    /// After a 101: bytes flow both ways as they are, until a side closes.
+    pub fn begin_tunnel(&mut self) {
+        self.tunnel = true;
+    }
+
+    /// Whether the connection can carry another request.
+    pub fn reusable(&self) -> bool {
+        !self.tunnel
+            && !self.eof
+            && self.early.is_none()
+            && self.ready.is_empty()
+            && self.decoder.as_ref().is_some_and(|d| d.reusable())
+    }
+
+    /// The socket, for the pool.
+    fn into_socket(self) -> TcpStream {
+        self.sock
+    }
+}
+
+/// Idle upstream connections, by address, for the relay.
+#[derive(Debug, Default)]
+pub struct IdlePool {
+    idle: Mutex<HashMap<SocketAddr, Vec<(TcpStream, Instant)>>>,
+}
+
+/// Whether an idle connection is still open and quiet (a close or stray bytes retire it).
+fn still_open(sock: &TcpStream) -> bool {
+    let mut probe = [0u8; 1];
+    matches!(sock.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+}
+
+impl IdlePool {
+    /// An empty pool.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A connection to `addr`: an idle one if one is still good, else a new one.
+    pub async fn get(
+        &self,
+        addr: SocketAddr,
+        connect_timeout: Duration,
+        write_timeout: Duration,
+        max_idle: Duration,
+    ) -> Result<Upstream> {
+        if let Some(sock) = self.take(addr, max_idle) {
+            return Ok(Upstream::over(sock, addr, write_timeout));
+        }
+        Upstream::connect(addr, connect_timeout, write_timeout).await
+    }
+
+    fn take(&self, addr: SocketAddr, max_idle: Duration) -> Option<TcpStream> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let list = idle.get_mut(&addr)?;
+        while let Some((sock, since)) = list.pop() {
+            if since.elapsed() < max_idle && still_open(&sock) {
+                return Some(sock);
+            }
+        }
+        None
+    }
+
+    /// Keeps `conn` for a later request if its exchange ended cleanly.
+    pub fn put(&self, conn: Upstream) {
+        if !conn.reusable() {
+            return;
+        }
+        let addr = conn.addr;
+        let sock = conn.into_socket();
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let list = idle.entry(addr).or_default();
+        if list.len() >= MAX_IDLE_PER_ADDR {
+            list.remove(0);
+        }
+        list.push((sock, Instant::now()));
+    }
+
+    /// Idle connections held now.
+    pub fn len(&self) -> usize {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        idle.values().map(Vec::len).sum()
+    }
+
+    /// Whether no connection is idle.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+
+    const W: Duration = Duration::from_secs(5);
+
+    async fn server(script: &'static [u8]) -> (SocketAddr, tokio::task::JoinHandle<Vec<u8>>) {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let h = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.expect("accept");
+            let mut got = vec![0u8; 4096];
+            let n = s.read(&mut got).await.expect("read");
+            got.truncate(n);
+            for piece in script.split(|b| *b == b'|') {
+                s.write_all(piece).await.expect("write");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            got
+        });
+        (addr, h)
+    }
+
+    async fn body(up: &mut Upstream) -> Vec<u8> {
+        let mut all = Vec::new();
+        while let Some(b) = up.read_body().await.expect("body") {
+            all.extend_from_slice(&b);
+        }
+        all
+    }
+
+    #[tokio::test]
+    async fn a_chunked_response_in_pieces_is_reusable_after_its_end() {
+        let (addr, h) =
+            server(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel|lo\r\n0\r\n|\r\n").await;
+        let pool = IdlePool::new();
+        let mut up = pool.get(addr, W, W, W).await.expect("connect");
+        let req = RequestHeader::build("GET", b"/s", None).expect("req");
+        up.send_header(&req).await.expect("send");
+        up.read_header().await.expect("head");
+        assert_eq!(up.response().map(|r| r.status.as_u16()), Some(200));
+        assert_eq!(body(&mut up).await, b"hello");
+        assert!(up.reusable());
+        let sent = h.await.expect("server");
+        assert!(sent.starts_with(b"GET /s HTTP/1.1\r\n"), "{sent:?}");
+        pool.put(up);
+        // The server has closed since: the pool notices and does not hand it out.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(pool.take(addr, W).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_body_cut_short_is_an_error_and_until_close_is_not() {
+        let (addr, _h) = server(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc").await;
+        let mut up = Upstream::connect(addr, W, W).await.expect("connect");
+        let req = RequestHeader::build("GET", b"/", None).expect("req");
+        up.send_header(&req).await.expect("send");
+        up.read_header().await.expect("head");
+        assert_eq!(
+            up.read_body().await.expect("abc").as_deref(),
+            Some(&b"abc"[..])
+        );
+        assert!(up.read_body().await.is_err());
+
+        let (addr, _h) = server(b"HTTP/1.1 200 OK\r\n\r\nuntil|close").await;
+        let mut up = Upstream::connect(addr, W, W).await.expect("connect");
+        up.send_header(&req).await.expect("send");
+        up.read_header().await.expect("head");
+        assert_eq!(body(&mut up).await, b"untilclose");
+        assert!(!up.reusable());
+    }
+
+    #[tokio::test]
+    async fn refused_and_garbage_are_typed_errors() {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = l.local_addr().expect("addr");
+        drop(l);
+        let e = Upstream::connect(addr, W, W).await.expect_err("refused");
+        assert_eq!(e.etype(), &ErrorType::ConnectRefused);
+
+        let (addr, _h) = server(b"NOT HTTP AT ALL\r\n\r\n").await;
+        let mut up = Upstream::connect(addr, W, W).await.expect("connect");
+        let req = RequestHeader::build("GET", b"/", None).expect("req");
+        up.send_header(&req).await.expect("send");
+        let e = up.read_header().await.expect_err("garbage");
+        assert_eq!(e.etype(), &ErrorType::InvalidHTTPHeader);
+    }
+}

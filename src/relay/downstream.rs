@@ -1,0 +1,99 @@
+//! The client side of a relayed request, as the relay needs it: Pingora's session (HTTP/2,
+//! and requests the lean path leaves to Pingora) or ssegate's lean HTTP/1 connection.
+
+use std::future::Future;
+use std::net::IpAddr;
+
+use bytes::Bytes;
+use pingora::protocols::http::HttpTask;
+use pingora::Result;
+use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_proxy::Session;
+
+/// A client connection carrying one request.
+pub(crate) trait Downstream: Send {
+    /// The request head as the client sent it.
+    fn req_header(&self) -> &RequestHeader;
+    /// The connected peer's address (before any X-Forwarded-For).
+    fn peer_ip(&self) -> Option<IpAddr>;
+    /// Whether the connection is TLS.
+    fn is_tls(&self) -> bool;
+    /// Whether the request asks for a protocol upgrade (WebSocket).
+    fn is_upgrade_req(&self) -> bool;
+    /// The status of the response head already written, if any.
+    fn response_status(&self) -> Option<u16>;
+    /// Writes the response head.
+    fn write_header(&mut self, resp: ResponseHeader) -> impl Future<Output = Result<()>> + Send;
+    /// Writes body pieces, in one write where it can.
+    fn write_body(&mut self, chunks: Vec<Bytes>) -> impl Future<Output = Result<()>> + Send;
+    /// Ends the response body.
+    fn finish(&mut self) -> impl Future<Output = Result<()>> + Send;
+    /// The next piece of the request body, `None` at its end.
+    fn read_body(&mut self) -> impl Future<Output = Result<Option<Bytes>>> + Send;
+    /// Resolves when the client hangs up or sends anything once its request is in (either
+    /// way it is gone for this stream).
+    fn hang_up(&mut self) -> impl Future<Output = Result<Option<Bytes>>> + Send;
+    /// After a 101: the next bytes from the client, as they are.
+    fn read_tunnel(&mut self) -> impl Future<Output = Result<Option<Bytes>>> + Send;
+
+    /// Whether the client speaks HTTP/1.1 (chunked responses, keepalive).
+    fn http11(&self) -> bool {
+        self.req_header().version == http::Version::HTTP_11
+    }
+}
+
+impl Downstream for Session {
+    fn req_header(&self) -> &RequestHeader {
+        self.downstream_session.req_header()
+    }
+
+    fn peer_ip(&self) -> Option<IpAddr> {
+        self.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip())
+    }
+
+    fn is_tls(&self) -> bool {
+        self.digest().is_some_and(|d| d.ssl_digest.is_some())
+    }
+
+    fn is_upgrade_req(&self) -> bool {
+        self.downstream_session.is_upgrade_req()
+    }
+
+    fn response_status(&self) -> Option<u16> {
+        self.response_written().map(|r| r.status.as_u16())
+    }
+
+    async fn write_header(&mut self, resp: ResponseHeader) -> Result<()> {
+        self.write_response_header(Box::new(resp), false).await
+    }
+
+    async fn write_body(&mut self, mut chunks: Vec<Bytes>) -> Result<()> {
+        match chunks.len() {
+            0 => Ok(()),
+            1 => self.write_response_body(chunks.pop(), false).await,
+            _ => {
+                let tasks = chunks
+                    .into_iter()
+                    .map(|c| HttpTask::Body(Some(c), false))
+                    .collect();
+                self.write_response_tasks(tasks).await.map(|_| ())
+            }
+        }
+    }
+
+    async fn finish(&mut self) -> Result<()> {
+        self.write_response_body(None, true).await
+    }
+
+    async fn read_body(&mut self) -> Result<Option<Bytes>> {
+        self.read_request_body().await
+    }
+
+    async fn hang_up(&mut self) -> Result<Option<Bytes>> {
+        self.downstream_session.read_body_or_idle(true).await
+    }
+
+    async fn read_tunnel(&mut self) -> Result<Option<Bytes>> {
+        self.downstream_session.read_request_body().await
+    }
+}
