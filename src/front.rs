@@ -188,7 +188,12 @@ impl ServerApp for Front {
         if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
             return self.proxy.process_new(stream, shutdown).await;
         }
-        self.serve_h1(stream, shutdown).await;
+        // The connection gets a task of its own, sized for this front alone: Pingora's
+        // per-connection task (about 9 KiB, sized for its TLS handshake too) ends here
+        // instead of staying parked under every open stream. It stays on this thread.
+        let front = self.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move { front.serve_h1(stream, &shutdown).await });
         None
     }
 
