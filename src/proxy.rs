@@ -1,10 +1,11 @@
 //! The Pingora proxy: each callback is a thin adapter over the plain modules.
 //!
-//! Stream routes are served by the [`relay`](crate::relay): most of them on ssegate's lean
-//! HTTP/1 path before Pingora sees them (see [`front`](crate::front)), the rest from
-//! `request_filter`. Every other route goes through Pingora's own pipeline, which already
-//! passes each upstream read to the client and flushes it at once. What a request goes through
-//! on either path ([`admit`], [`answer_failure`], [`record`]) is written once, here.
+//! Plain HTTP/1.1 requests are relayed on ssegate's lean path before Pingora sees them (see
+//! [`front`](crate::front)). What reaches Pingora (HTTP/2, HEAD, chunked uploads, `Expect`,
+//! HTTP/1.0, upgrades) is relayed from `request_filter` if it is for a stream route or an
+//! upgrade, and otherwise goes through Pingora's own pipeline, which already passes each
+//! upstream read to the client and flushes it at once. What a request goes through on either
+//! path ([`admit`], [`answer_failure`], [`record`]) is written once, here.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -114,12 +115,14 @@ pub(crate) async fn respond_plain<D: Downstream>(
     session.finish().await
 }
 
-/// Routes a request, applies its route's limits and relays a stream route (or an upgrade):
-/// `Ok(true)` when the response is complete, `Ok(false)` when Pingora's pipeline proxies it.
+/// Routes a request, applies its route's limits and relays it if it is a stream route, an
+/// upgrade, or `relay_all` (the lean path): `Ok(true)` when the response is complete,
+/// `Ok(false)` when Pingora's pipeline proxies it.
 pub(crate) async fn admit<D: Downstream>(
     shared: &Shared,
     session: &mut D,
     ctx: &mut RequestCtx,
+    relay_all: bool,
 ) -> Result<bool> {
     let site = shared.site();
     let req = session.req_header();
@@ -151,7 +154,7 @@ pub(crate) async fn admit<D: Downstream>(
         }
     }
     // Stream routes need timed writes; upgrades need a tunnel Pingora can start reliably.
-    if route.stream.is_some() || session.is_upgrade_req() {
+    if relay_all || route.stream.is_some() || session.is_upgrade_req() {
         // Boxed: the relay is needed only here, and this future lives as long as the request.
         return Box::pin(crate::relay::serve(shared, session, ctx)).await;
     }
@@ -285,7 +288,7 @@ impl ProxyHttp for Gateway {
 
     /// Routes the request, applies limits, and serves stream routes through the relay.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        admit(&self.shared, session, ctx).await
+        admit(&self.shared, session, ctx, false).await
     }
 
     /// Picks a server (another one on a retry) for the pipeline.

@@ -1,6 +1,7 @@
 //! The client side of a stream-route request on ssegate's lean path: an HTTP/1.1 connection
 //! whose request head the [`front`](crate::front) has already read, answered with chunks.
 
+use std::future::Future;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -88,11 +89,17 @@ impl<'a> Client<'a> {
 
     async fn send(&mut self, bytes: &[u8]) -> Result<()> {
         let io = &mut *self.io;
-        let write = async move {
+        let mut write = std::pin::pin!(async move {
             io.write_all(bytes).await?;
             io.flush().await
+        });
+        // Nearly every write completes at once: the timer is armed only for one that waits.
+        let now = std::future::poll_fn(|cx| std::task::Poll::Ready(write.as_mut().poll(cx))).await;
+        let done = match now {
+            std::task::Poll::Ready(r) => Ok(r),
+            std::task::Poll::Pending => tokio::time::timeout(self.write_timeout, write).await,
         };
-        match tokio::time::timeout(self.write_timeout, write).await {
+        match done {
             Err(_) => Error::e_explain(ErrorType::WriteTimedout, "writing to the client"),
             Ok(r) => r.or_err(ErrorType::WriteError, "writing to the client"),
         }

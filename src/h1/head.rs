@@ -2,13 +2,15 @@
 //! the rules in [`headers`](crate::headers) apply to both paths), and writing one out.
 
 use bytes::{BufMut, BytesMut};
-use http::{header, HeaderMap, Version};
+use http::{header, Version};
 use pingora_http::{RequestHeader, ResponseHeader};
 
 use super::body::Framing;
 
-/// Most header lines parsed in one head (Pingora's own limit).
+/// Most header lines parsed in a response head (Pingora's own limit).
 const MAX_HEADERS: usize = 256;
+/// Most header lines parsed in a request head (a request with more goes to Pingora).
+const MAX_REQUEST_HEADERS: usize = 64;
 
 /// Why a head could not be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +59,7 @@ fn version(v: Option<u8>) -> Version {
 
 /// Parses a complete request head (header names keep their case on the way out).
 pub fn parse_request(head: &[u8]) -> Result<RequestHeader, BadHead> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut slots = [httparse::EMPTY_HEADER; MAX_REQUEST_HEADERS];
     let mut req = httparse::Request::new(&mut slots);
     match req.parse(head) {
         Ok(httparse::Status::Complete(_)) => {}
@@ -106,29 +108,29 @@ pub fn parse_response(buf: &[u8]) -> Result<Option<(ResponseHeader, usize)>, Bad
     Ok(Some((out, len)))
 }
 
-/// The request's body framing: `None` when it is one ssegate's lean path leaves to Pingora
-/// (chunked or otherwise transfer-coded, or a Content-Length that is not one clear number).
-pub fn request_framing(headers: &HeaderMap) -> Option<Framing> {
-    if headers.contains_key(header::TRANSFER_ENCODING) {
+/// The request's body framing: `None` unless it is a single plain Content-Length or none
+/// (chunked and other transfer codings are left to Pingora's pipeline).
+pub fn request_framing(req: &RequestHeader) -> Option<Framing> {
+    if req.headers.contains_key(header::TRANSFER_ENCODING) {
         return None;
     }
-    let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
+    let mut lengths = req.headers.get_all(header::CONTENT_LENGTH).iter();
     match (lengths.next(), lengths.next()) {
         (None, _) => Some(Framing::Empty),
-        (Some(v), None) => {
-            let s = v.to_str().ok()?;
-            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            let n: u64 = s.parse().ok()?;
-            Some(if n == 0 {
-                Framing::Empty
-            } else {
-                Framing::Length(n)
-            })
-        }
+        (Some(v), None) => match decimal(v)? {
+            0 => Some(Framing::Empty),
+            n => Some(Framing::Length(n)),
+        },
         _ => None,
     }
+}
+
+/// A Content-Length value: digits only.
+fn decimal(v: &http::HeaderValue) -> Option<u64> {
+    v.to_str()
+        .ok()
+        .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|s| s.parse().ok())
 }
 
 /// The response's body framing (RFC 9112 6.3). A response with both Transfer-Encoding and
@@ -154,14 +156,8 @@ pub fn response_framing(resp: &mut ResponseHeader, head_request: bool) -> Result
     let mut lengths = resp.headers.get_all(header::CONTENT_LENGTH).iter();
     let first = lengths.next();
     if let Some(v) = first {
-        let parse = |v: &http::HeaderValue| {
-            v.to_str()
-                .ok()
-                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|s| s.parse::<u64>().ok())
-        };
-        let n = parse(v).ok_or_else(|| bad("bad Content-Length"))?;
-        if lengths.any(|o| parse(o) != Some(n)) {
+        let n = decimal(v).ok_or_else(|| bad("bad Content-Length"))?;
+        if lengths.any(|o| decimal(o) != Some(n)) {
             return Err(bad("conflicting Content-Length"));
         }
         return Ok(Framing::Length(n));
@@ -217,8 +213,8 @@ mod tests {
     }
 
     #[test]
-    fn request_bodies_the_lean_path_takes() {
-        let framing = |h: &[u8]| request_framing(&parse_request(h).expect("parses").headers);
+    fn request_bodies_the_lean_path_reads() {
+        let framing = |h: &[u8]| request_framing(&parse_request(h).expect("parses"));
         assert_eq!(framing(b"GET / HTTP/1.1\r\n\r\n"), Some(Framing::Empty));
         assert_eq!(
             framing(b"POST / HTTP/1.1\r\nContent-Length: 12\r\n\r\n"),
@@ -231,6 +227,8 @@ mod tests {
         ] {
             assert_eq!(framing(h), None, "{}", String::from_utf8_lossy(h));
         }
+        let many: String = (0..70).map(|i| format!("x-{i}: v\r\n")).collect();
+        assert!(parse_request(format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes()).is_err());
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! so a stream waiting on a silent model holds no read buffer at all (Pingora's client holds
 //! 64 KiB per response: bench/MEMORY.md).
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::io;
+use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -15,7 +16,8 @@ use bytes::{Bytes, BytesMut};
 use http::header;
 use pingora::{Error, ErrorType, OrErr, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
-use tokio::io::AsyncWriteExt;
+use socket2::SockRef;
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 
 use super::body::{encode_chunks, Decoder, Framing, LAST_CHUNK};
@@ -58,12 +60,33 @@ fn io_err(kind: ErrorType, what: &'static str, e: io::Error) -> Box<Error> {
     Error::because(kind, what, e)
 }
 
+thread_local! {
+    /// One read buffer per thread: a read copies out exactly what arrived, so no stream keeps
+    /// a buffer of its own while it waits.
+    static READ_BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; READ_SIZE].into_boxed_slice());
+}
+
 /// Reads whatever the socket has now, without waiting: `None` if nothing is there yet.
+///
+/// A read that comes back short has drained the socket, so it tells tokio so (the closure's
+/// `WouldBlock` clears the readiness it saw, and only that: an arrival since is kept). That
+/// saves the second read per event that would only have said "nothing more".
 fn try_read_now(sock: &TcpStream) -> io::Result<Option<Bytes>> {
-    let mut buf = [0u8; READ_SIZE];
-    match sock.try_read(&mut buf) {
-        Ok(n) => Ok(Some(Bytes::copy_from_slice(&buf[..n]))),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+    let mut got = None;
+    let read = sock.try_io(Interest::READABLE, || {
+        READ_BUF.with_borrow_mut(|buf| {
+            let n = (&*SockRef::from(sock)).read(buf)?;
+            got = Some(Bytes::copy_from_slice(&buf[..n]));
+            if n > 0 && n < buf.len() {
+                Err(io::ErrorKind::WouldBlock.into())
+            } else {
+                Ok(())
+            }
+        })
+    });
+    match read {
+        Ok(()) => Ok(got),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(got),
         Err(e) => Err(e),
     }
 }
@@ -341,9 +364,10 @@ pub struct IdlePool {
 }
 
 /// Whether an idle connection is still open and quiet (a close or stray bytes retire it).
+/// It asks the socket itself: tokio's readiness may not have seen the close yet.
 fn still_open(sock: &TcpStream) -> bool {
-    let mut probe = [0u8; 1];
-    matches!(sock.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+    matches!(SockRef::from(sock).peek(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
 }
 
 impl IdlePool {

@@ -8,10 +8,10 @@
 //! upstream read future is kept alive across timer wake-ups rather than re-created, so no
 //! partial read is ever cancelled.
 //!
-//! The client side is a [`Downstream`]: ssegate's lean HTTP/1 connection for most requests
-//! (see [`front`](crate::front)), Pingora's session for HTTP/2 and the rest. The upstream side
-//! is always ssegate's own lean [`Upstream`]. Every request that is neither a stream route
-//! nor a WebSocket upgrade goes through Pingora's pipeline.
+//! The client side is a [`Downstream`]: ssegate's lean HTTP/1 connection for plain HTTP/1.1
+//! requests on any route (see [`front`](crate::front)), or Pingora's session for stream
+//! routes and upgrades that reach Pingora (HTTP/2, chunked uploads, `Expect`, HTTP/1.0). The
+//! upstream side is always ssegate's own lean [`Upstream`].
 
 mod downstream;
 
@@ -24,7 +24,7 @@ use bytes::Bytes;
 use pingora::prelude::HttpPeer;
 use pingora::{Error, ErrorType, Result};
 
-use crate::config::StreamSettings;
+use crate::config::Route;
 use crate::h1::upstream::Upstream;
 use crate::headers;
 use crate::heartbeat::{self, Schedule, Wake};
@@ -67,7 +67,8 @@ fn down(e: Box<Error>) -> Stop {
     Stop::Client(e.into_down())
 }
 
-/// Serves a stream-route request; `Ok(true)` means the response is complete.
+/// Relays a request (a stream route, an upgrade, or any route on the lean path); `Ok(true)`
+/// means the response is complete.
 pub(crate) async fn serve<D: Downstream>(
     shared: &Shared,
     session: &mut D,
@@ -83,7 +84,7 @@ pub(crate) async fn serve<D: Downstream>(
     let Some(pool) = site.pool(route) else {
         return Error::e_explain(ErrorType::InternalError, "route without upstream");
     };
-    let mode = Mode::of(route.stream.as_ref(), session.is_upgrade_req());
+    let mode = Mode::of(route, session.is_upgrade_req());
     let header_wait = if route.read_timeout_set || route.stream.is_none() {
         route.read_timeout
     } else {
@@ -96,6 +97,7 @@ pub(crate) async fn serve<D: Downstream>(
         state,
         mode,
         schedule: Schedule::new(header_wait, None, Instant::now()),
+        timer: Box::pin(tokio::time::sleep(header_wait)),
     };
     if mode.early_headers {
         relay.start_early().await.map_err(|e| e.into_down())?;
@@ -114,25 +116,34 @@ struct Mode {
     early_headers: bool,
     /// An HTTP/1.1 upgrade (WebSocket): after a 101, bytes flow both ways as they are.
     upgrade: bool,
+    /// A stream route's response (not an upgrade): a stream whatever its content type says.
+    stream_route: bool,
 }
 
 impl Mode {
-    fn of(stream: Option<&StreamSettings>, upgrade: bool) -> Mode {
-        match stream {
-            Some(s) if !upgrade => Mode {
+    fn of(route: &Route, upgrade: bool) -> Mode {
+        let plain = Mode {
+            idle: route.read_timeout,
+            heartbeat: None,
+            sse_headers: false,
+            early_headers: false,
+            upgrade,
+            stream_route: false,
+        };
+        match (&route.stream, upgrade) {
+            (Some(s), false) => Mode {
                 idle: s.idle_timeout,
                 heartbeat: s.heartbeat,
                 sse_headers: s.sse_headers,
                 early_headers: s.early_headers,
-                upgrade: false,
+                stream_route: true,
+                ..plain
             },
-            _ => Mode {
-                idle: stream.map_or(UPGRADED_IDLE, |s| s.idle_timeout),
-                heartbeat: None,
-                sse_headers: false,
-                early_headers: false,
-                upgrade,
+            (s, true) => Mode {
+                idle: s.as_ref().map_or(UPGRADED_IDLE, |s| s.idle_timeout),
+                ..plain
             },
+            (None, false) => plain,
         }
     }
 }
@@ -144,6 +155,9 @@ struct Relay<'a, D> {
     state: &'a RouteState,
     mode: Mode,
     schedule: Schedule,
+    /// The schedule's one timer, kept for the stream's life: moving a deadline later is
+    /// cheap for tokio, registering a new timer per event is not.
+    timer: std::pin::Pin<Box<tokio::time::Sleep>>,
 }
 
 impl<D: Downstream> Relay<'_, D> {
@@ -310,14 +324,14 @@ impl<D: Downstream> Relay<'_, D> {
         silent: &'static str,
     ) -> std::result::Result<T, Stop> {
         tokio::pin!(read);
-        let timer = tokio::time::sleep_until(self.schedule.next_wake(self.at_boundary()).into());
-        tokio::pin!(timer);
+        let next = self.schedule.next_wake(self.at_boundary());
+        self.timer.as_mut().reset(next.into());
         loop {
             tokio::select! {
                 biased;
                 r = &mut read => return r.map_err(up),
                 r = self.session.hang_up() => return Err(gone(r)),
-                _ = &mut timer => {
+                _ = &mut self.timer => {
                     match self.schedule.on_wake(Instant::now(), self.at_boundary()) {
                         Wake::IdleTimeout => {
                             let e = Error::explain(ErrorType::ReadTimedout, silent);
@@ -326,7 +340,8 @@ impl<D: Downstream> Relay<'_, D> {
                         Wake::Heartbeat => self.heartbeat().await?,
                         Wake::SleepUntil(_) => {}
                     }
-                    timer.as_mut().reset(self.schedule.next_wake(self.at_boundary()).into());
+                    let next = self.schedule.next_wake(self.at_boundary());
+                    self.timer.as_mut().reset(next.into());
                 }
             }
         }
@@ -362,7 +377,7 @@ impl<D: Downstream> Relay<'_, D> {
             self.schedule = Schedule::new(self.mode.idle, None, now);
             return Ok(());
         }
-        let framing = headers::response_framing(&resp, !self.mode.upgrade);
+        let framing = headers::response_framing(&resp, self.mode.stream_route);
         if let (Some(f), true) = (framing, self.mode.sse_headers) {
             headers::set_sse_headers(&mut resp, f);
         }
