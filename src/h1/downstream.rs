@@ -33,6 +33,8 @@ pub struct Client<'a> {
     read_timeout: Duration,
     write_timeout: Duration,
     status: Option<u16>,
+    /// The response head, held back to go out with the body's first bytes in one write.
+    held: BytesMut,
     chunked: bool,
     keepalive: bool,
     finished: bool,
@@ -71,6 +73,7 @@ impl<'a> Client<'a> {
             read_timeout,
             write_timeout,
             status: None,
+            held: BytesMut::new(),
             chunked: false,
             keepalive,
             finished: false,
@@ -154,15 +157,25 @@ impl Downstream for Client<'_> {
         let mut wire = BytesMut::with_capacity(256);
         response_to_wire(&resp, &mut wire);
         self.status = Some(resp.status.as_u16());
-        self.send(&wire).await
+        self.held = wire;
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        let held = std::mem::take(&mut self.held);
+        self.send(&held).await
     }
 
     async fn write_body(&mut self, chunks: Vec<Bytes>) -> Result<()> {
-        if chunks.len() == 1 && !self.chunked {
+        if chunks.len() == 1 && !self.chunked && self.held.is_empty() {
             return self.send(&chunks[0]).await;
         }
         let size: usize = chunks.iter().map(|c| c.len() + 12).sum();
-        let mut wire = BytesMut::with_capacity(size);
+        let mut wire = std::mem::take(&mut self.held);
+        wire.reserve(size);
         if self.chunked {
             encode_chunks(&chunks, &mut wire);
         } else {
@@ -175,8 +188,12 @@ impl Downstream for Client<'_> {
     }
 
     async fn finish(&mut self) -> Result<()> {
+        let mut wire = std::mem::take(&mut self.held);
         if self.chunked {
-            self.send(LAST_CHUNK).await?;
+            wire.extend_from_slice(LAST_CHUNK);
+        }
+        if !wire.is_empty() {
+            self.send(&wire).await?;
         }
         self.finished = true;
         Ok(())

@@ -54,6 +54,8 @@ pub struct Upstream {
     ready: Vec<Bytes>,
     eof: bool,
     tunnel: bool,
+    /// The upstream sent more while the last piece was read: keep reading without waiting.
+    busy: bool,
 }
 
 fn io_err(kind: ErrorType, what: &'static str, e: io::Error) -> Box<Error> {
@@ -66,18 +68,31 @@ thread_local! {
     static READ_BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; READ_SIZE].into_boxed_slice());
 }
 
-/// Reads whatever the socket has now, without waiting: `None` if nothing is there yet.
+/// What a read without waiting found.
+struct ReadNow {
+    /// The bytes, or `None` if there were none yet.
+    bytes: Option<Bytes>,
+    /// Whether the socket was actually asked (tokio knew it was not ready otherwise).
+    asked: bool,
+}
+
+/// Reads whatever the socket has now, without waiting.
 ///
-/// A read that comes back short has drained the socket, so it tells tokio so (the closure's
-/// `WouldBlock` clears the readiness it saw, and only that: an arrival since is kept). That
-/// saves the second read per event that would only have said "nothing more".
-fn try_read_now(sock: &TcpStream) -> io::Result<Option<Bytes>> {
-    let mut got = None;
+/// With `short_drains`, a read that comes back short is taken to have drained the socket and
+/// tells tokio so (the closure's `WouldBlock` clears the readiness it saw, and only that: an
+/// arrival since is kept). On a paced stream that saves the second read per event that would
+/// only have said "nothing more"; on a busy one the caller keeps reading instead.
+fn try_read_now(sock: &TcpStream, short_drains: bool) -> io::Result<ReadNow> {
+    let mut now = ReadNow {
+        bytes: None,
+        asked: false,
+    };
     let read = sock.try_io(Interest::READABLE, || {
+        now.asked = true;
         READ_BUF.with_borrow_mut(|buf| {
             let n = (&*SockRef::from(sock)).read(buf)?;
-            got = Some(Bytes::copy_from_slice(&buf[..n]));
-            if n > 0 && n < buf.len() {
+            now.bytes = Some(Bytes::copy_from_slice(&buf[..n]));
+            if short_drains && n > 0 && n < buf.len() {
                 Err(io::ErrorKind::WouldBlock.into())
             } else {
                 Ok(())
@@ -85,8 +100,8 @@ fn try_read_now(sock: &TcpStream) -> io::Result<Option<Bytes>> {
         })
     });
     match read {
-        Ok(()) => Ok(got),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(got),
+        Ok(()) => Ok(now),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(now),
         Err(e) => Err(e),
     }
 }
@@ -128,6 +143,7 @@ impl Upstream {
             ready: Vec::new(),
             eof: false,
             tunnel: false,
+            busy: false,
         }
     }
 
@@ -250,9 +266,9 @@ impl Upstream {
                 .readable()
                 .await
                 .or_err(ErrorType::ReadError, "reading from the upstream")?;
-            if let Some(b) = try_read_now(&self.sock)
-                .or_err(ErrorType::ReadError, "reading from the upstream")?
-            {
+            let now = try_read_now(&self.sock, !self.busy)
+                .or_err(ErrorType::ReadError, "reading from the upstream")?;
+            if let Some(b) = now.bytes {
                 return Ok(b);
             }
         }
@@ -319,9 +335,16 @@ impl Upstream {
                 }
                 continue;
             }
-            match try_read_now(&self.sock) {
-                Ok(None) => return None,
-                Ok(Some(read)) => {
+            match try_read_now(&self.sock, false) {
+                Ok(ReadNow { bytes: None, asked }) => {
+                    // Asked and found nothing: the stream is paced, not busy.
+                    self.busy &= !asked;
+                    return None;
+                }
+                Ok(ReadNow {
+                    bytes: Some(read), ..
+                }) => {
+                    self.busy = true;
                     if let Err(e) = self.decode(read) {
                         return Some(Err(e));
                     }

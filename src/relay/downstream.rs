@@ -22,8 +22,12 @@ pub(crate) trait Downstream: Send {
     fn is_upgrade_req(&self) -> bool;
     /// The status of the response head already written, if any.
     fn response_status(&self) -> Option<u16>;
-    /// Writes the response head.
+    /// Writes the response head (it may wait for the body's first bytes or [`flush`]).
+    ///
+    /// [`flush`]: Downstream::flush
     fn write_header(&mut self, resp: ResponseHeader) -> impl Future<Output = Result<()>> + Send;
+    /// Sends whatever is written but held back, before a wait.
+    fn flush(&mut self) -> impl Future<Output = Result<()>> + Send;
     /// Writes body pieces, in one write where it can.
     fn write_body(&mut self, chunks: Vec<Bytes>) -> impl Future<Output = Result<()>> + Send;
     /// Ends the response body.
@@ -65,6 +69,11 @@ impl Downstream for Session {
 
     async fn write_header(&mut self, resp: ResponseHeader) -> Result<()> {
         self.write_response_header(Box::new(resp), false).await
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        // Pingora's session holds a head back until the body's first write, as it always has.
+        Ok(())
     }
 
     async fn write_body(&mut self, mut chunks: Vec<Bytes>) -> Result<()> {

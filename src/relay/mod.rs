@@ -18,6 +18,7 @@ mod downstream;
 pub(crate) use downstream::Downstream;
 
 use std::net::SocketAddr;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -165,6 +166,8 @@ impl<D: Downstream> Relay<'_, D> {
     async fn start_early(&mut self) -> Result<()> {
         let resp = headers::early_sse_response(self.session.http11())?;
         self.session.write_header(resp).await?;
+        // The point of early headers: the client sees them now, before the upstream answers.
+        self.session.flush().await?;
         self.ctx.status = 200;
         self.ctx.stream = Some(self.shared.track(
             Framing::Sse,
@@ -324,6 +327,12 @@ impl<D: Downstream> Relay<'_, D> {
         silent: &'static str,
     ) -> std::result::Result<T, Stop> {
         tokio::pin!(read);
+        // What is already here needs no wait, so anything held back can still go with it.
+        let now = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
+        if let Poll::Ready(r) = now {
+            return r.map_err(up);
+        }
+        self.session.flush().await.map_err(down)?;
         let next = self.schedule.next_wake(self.at_boundary());
         self.timer.as_mut().reset(next.into());
         loop {
