@@ -15,6 +15,7 @@
 //! connection as long as it liked. From a head's first byte, the whole head must be in within
 //! the limit, or the connection closes unanswered.
 
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +24,8 @@ use bytes::BytesMut;
 use http::{header, Method, Version};
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
 use pingora::protocols::http::ServerSession;
-use pingora::protocols::{Stream, ALPN};
+use pingora::protocols::l4::stream::Stream as L4Stream;
+use pingora::protocols::{GetSocketDigest, SocketDigest, Stream, ALPN};
 use pingora::server::ShutdownWatch;
 use pingora::{Error, ErrorType};
 use pingora_http::RequestHeader;
@@ -63,7 +65,8 @@ impl Front {
     }
 
     /// Serves an HTTP/1 connection, request after request, until it closes.
-    async fn serve_h1(&self, mut io: Stream, shutdown: &ShutdownWatch) {
+    async fn serve_h1(&self, io: Stream, shutdown: &ShutdownWatch) {
+        let mut io = rehome(io);
         let mut buf = BytesMut::new();
         let mut settings: Option<HttpPersistentSettings> = None;
         let mut idle = FIRST_HEAD_WAIT;
@@ -196,6 +199,44 @@ impl ServerApp for Front {
     async fn cleanup(&self) {
         ServerApp::cleanup(self.proxy.as_ref()).await
     }
+}
+
+/// Registers a plain TCP connection with the runtime of the thread that serves it.
+///
+/// Pingora registers every accepted socket with the runtime that runs its accept loop, then
+/// serves the connection on any worker thread. Each read readiness of a connection served
+/// elsewhere then costs a cross-thread wake (an eventfd write and a futex): measured at about
+/// one per plain request. A duplicate of the socket, registered here, takes its place; the
+/// original is deregistered and closed. TLS connections are left as they are.
+fn rehome(stream: Stream) -> Stream {
+    let Some(raw) = stream
+        .as_any()
+        .downcast_ref::<L4Stream>()
+        .map(|s| s.as_raw_fd())
+    else {
+        return stream;
+    };
+    let peer = stream
+        .get_socket_digest()
+        .and_then(|d| d.peer_addr().cloned());
+    let fd = {
+        // SAFETY: the descriptor belongs to `stream`, which outlives this borrow; the borrow
+        // is only used to duplicate it.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(raw) };
+        borrowed.try_clone_to_owned()
+    };
+    let Ok(sock) = fd.and_then(|fd| tokio::net::TcpStream::from_std(std::net::TcpStream::from(fd)))
+    else {
+        return stream;
+    };
+    drop(stream);
+    let mut fresh = L4Stream::from(sock);
+    let digest = SocketDigest::from_raw_fd(fresh.as_raw_fd());
+    if let Some(p) = peer {
+        let _ = digest.peer_addr.set(Some(p));
+    }
+    fresh.set_socket_digest(digest);
+    Box::new(fresh)
 }
 
 /// Reads until `buf` holds a whole request head and returns its length. `None` when the

@@ -109,7 +109,7 @@ impl Shared {
             site: RwLock::new(Arc::new(site)),
             metrics,
             streams: Arc::new(Registry::new()),
-            idle: IdlePool::new(),
+            idle: IdlePool::new(crate::proxy::UPSTREAM_POOL_IDLE),
             connector: Connector::new(None),
             in_flight: Arc::new(AtomicUsize::new(0)),
         }

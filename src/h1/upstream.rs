@@ -9,7 +9,6 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::{self, Read};
 use std::net::SocketAddr;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -27,7 +26,7 @@ use super::head;
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 /// Largest single read from an upstream.
 const READ_SIZE: usize = 16 * 1024;
-/// Most idle connections kept per upstream address.
+/// Most idle connections kept per upstream address, per worker thread.
 const MAX_IDLE_PER_ADDR: usize = 128;
 
 /// How the request body goes out.
@@ -380,10 +379,18 @@ impl Upstream {
     }
 }
 
-/// Idle upstream connections, by address, for the relay.
-#[derive(Debug, Default)]
+thread_local! {
+    /// This thread's idle upstream connections, by address. A socket is woken by the runtime
+    /// that registered it, so a connection handed to another thread's task would cost a
+    /// cross-thread wake on every read; each worker keeps its own, as nginx's workers do.
+    static IDLE: RefCell<HashMap<SocketAddr, Vec<(TcpStream, Instant)>>> =
+        RefCell::new(HashMap::new());
+}
+
+/// Idle upstream connections for the relay, kept per worker thread.
+#[derive(Debug)]
 pub struct IdlePool {
-    idle: Mutex<HashMap<SocketAddr, Vec<(TcpStream, Instant)>>>,
+    max_idle: Duration,
 }
 
 /// Whether an idle connection is still open and quiet (a close or stray bytes retire it).
@@ -394,9 +401,9 @@ fn still_open(sock: &TcpStream) -> bool {
 }
 
 impl IdlePool {
-    /// An empty pool.
-    pub fn new() -> Self {
-        Self::default()
+    /// A pool whose connections are dropped after `max_idle` unused.
+    pub fn new(max_idle: Duration) -> Self {
+        IdlePool { max_idle }
     }
 
     /// A connection to `addr`: an idle one if one is still good, else a new one.
@@ -405,49 +412,45 @@ impl IdlePool {
         addr: SocketAddr,
         connect_timeout: Duration,
         write_timeout: Duration,
-        max_idle: Duration,
     ) -> Result<Upstream> {
-        if let Some(sock) = self.take(addr, max_idle) {
+        if let Some(sock) = self.take(addr) {
             return Ok(Upstream::over(sock, addr, write_timeout));
         }
         Upstream::connect(addr, connect_timeout, write_timeout).await
     }
 
-    fn take(&self, addr: SocketAddr, max_idle: Duration) -> Option<TcpStream> {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let list = idle.get_mut(&addr)?;
-        while let Some((sock, since)) = list.pop() {
-            if since.elapsed() < max_idle && still_open(&sock) {
-                return Some(sock);
+    fn take(&self, addr: SocketAddr) -> Option<TcpStream> {
+        IDLE.with_borrow_mut(|idle| {
+            let list = idle.get_mut(&addr)?;
+            while let Some((sock, since)) = list.pop() {
+                if since.elapsed() < self.max_idle && still_open(&sock) {
+                    return Some(sock);
+                }
             }
-        }
-        None
+            None
+        })
     }
 
-    /// Keeps `conn` for a later request if its exchange ended cleanly.
+    /// Keeps `conn` for a later request on this thread if its exchange ended cleanly.
     pub fn put(&self, conn: Upstream) {
         if !conn.reusable() {
             return;
         }
         let addr = conn.addr;
         let sock = conn.into_socket();
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let list = idle.entry(addr).or_default();
-        if list.len() >= MAX_IDLE_PER_ADDR {
-            list.remove(0);
-        }
-        list.push((sock, Instant::now()));
-    }
-
-    /// Idle connections held now.
-    pub fn len(&self) -> usize {
-        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        idle.values().map(Vec::len).sum()
-    }
-
-    /// Whether no connection is idle.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        IDLE.with_borrow_mut(|idle| {
+            let list = idle.entry(addr).or_default();
+            // The oldest are at the front: drop the expired ones, and one more if full.
+            let expired = list
+                .iter()
+                .take_while(|(_, since)| since.elapsed() >= self.max_idle)
+                .count();
+            list.drain(..expired);
+            if list.len() >= MAX_IDLE_PER_ADDR {
+                list.remove(0);
+            }
+            list.push((sock, Instant::now()));
+        })
     }
 }
 
@@ -488,8 +491,8 @@ mod tests {
     async fn a_chunked_response_in_pieces_is_reusable_after_its_end() {
         let (addr, h) =
             server(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel|lo\r\n0\r\n|\r\n").await;
-        let pool = IdlePool::new();
-        let mut up = pool.get(addr, W, W, W).await.expect("connect");
+        let pool = IdlePool::new(W);
+        let mut up = pool.get(addr, W, W).await.expect("connect");
         let req = RequestHeader::build("GET", b"/s", None).expect("req");
         up.send_header(&req).await.expect("send");
         up.read_header().await.expect("head");
@@ -501,7 +504,7 @@ mod tests {
         pool.put(up);
         // The server has closed since: the pool notices and does not hand it out.
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(pool.take(addr, W).is_none());
+        assert!(pool.take(addr).is_none());
     }
 
     #[tokio::test]

@@ -264,12 +264,10 @@ impl<D: Downstream> Relay<'_, D> {
                     )))
                 }
             };
-            let connecting = self.shared.idle.get(
-                addr,
-                pool.connect_timeout,
-                UPSTREAM_WRITE_TIMEOUT,
-                UPSTREAM_POOL_IDLE,
-            );
+            let connecting =
+                self.shared
+                    .idle
+                    .get(addr, pool.connect_timeout, UPSTREAM_WRITE_TIMEOUT);
             match connecting.await {
                 Ok(upstream) => {
                     if let Some(stream) = self.ctx.stream.as_ref() {
