@@ -259,6 +259,11 @@ impl Upstream {
         self.response.as_ref()
     }
 
+    /// Takes the response head, once read, to pass it on.
+    pub fn take_response(&mut self) -> Option<ResponseHeader> {
+        self.response.take()
+    }
+
     async fn read_some(&mut self) -> Result<Bytes> {
         loop {
             self.sock

@@ -191,7 +191,7 @@ impl<D: Downstream> Relay<'_, D> {
         let mut upstream = Box::pin(self.connect(pool)).await?;
         Box::pin(self.send_request(&mut upstream, trusted)).await?;
         self.wait_for_header(&mut upstream).await?;
-        self.forward_header(&upstream).await?;
+        self.forward_header(&mut upstream).await?;
         if self.ctx.status == 101 {
             return self.tunnel(&mut upstream).await;
         }
@@ -355,8 +355,8 @@ impl<D: Downstream> Relay<'_, D> {
     }
 
     /// Writes the response header (unless `early_headers` already did) and starts the stream.
-    async fn forward_header(&mut self, upstream: &Upstream) -> std::result::Result<(), Stop> {
-        let Some(resp) = upstream.response() else {
+    async fn forward_header(&mut self, upstream: &mut Upstream) -> std::result::Result<(), Stop> {
+        let Some(mut resp) = upstream.take_response() else {
             return Err(up(Error::explain(
                 ErrorType::InvalidHTTPHeader,
                 "no response header",
@@ -375,7 +375,6 @@ impl<D: Downstream> Relay<'_, D> {
             self.schedule = Schedule::new(self.mode.idle, self.mode.heartbeat, now);
             return Ok(());
         }
-        let mut resp = resp.clone();
         if self.mode.upgrade && resp.status.as_u16() == 101 {
             // The handshake answer goes out as it came: its Upgrade and Connection headers
             // are the protocol switch itself.
