@@ -219,8 +219,9 @@ impl Downstream for Client<'_> {
 
     async fn hang_up(&mut self) -> Result<Option<Bytes>> {
         if !self.buf.is_empty() {
-            // Another request while this one streams: this connection is done either way.
-            return Ok(Some(self.buf.split().freeze()));
+            // The client already sent its next request (pipelining): it is served after this
+            // one, and a hang-up shows when a write fails instead.
+            return std::future::pending().await;
         }
         let mut probe = [0u8; 1];
         match self.io.read(&mut probe).await {

@@ -1,0 +1,143 @@
+//! One client connection, both paths: requests that ssegate's lean path serves and requests
+//! it hands to Pingora (HEAD, chunked uploads) follow each other on the same connection, each
+//! answered in order and whole.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const EVENTS: &[&[u8]] = &[
+    b"data: {\"type\":\"chunk\",\"content\":\"hi\"}\n\n",
+    b"data: [DONE]\n\n",
+];
+
+fn config(up: std::net::SocketAddr) -> String {
+    format!(
+        "upstreams:\n  app:\n    servers: [\"{up}\"]\nroutes:\n  - path: /chat\n    upstream: app\n    stream:\n      idle_timeout: 5s\n  - path: /\n    upstream: app\n"
+    )
+}
+
+async fn upstream() -> Upstream {
+    Upstream::start(|r| {
+        if r.path.starts_with("/chat") {
+            sse_script(EVENTS)
+        } else {
+            let body = format!(
+                "{} {} {}",
+                r.method,
+                r.path,
+                String::from_utf8_lossy(&r.body)
+            );
+            plain(200, "text/plain", &body)
+        }
+    })
+    .await
+}
+
+type Body = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
+
+fn sized(body: &'static [u8]) -> Body {
+    Full::new(Bytes::from_static(body)).boxed()
+}
+
+/// A body of unknown length: hyper sends it chunked.
+fn chunked(pieces: &[&'static [u8]]) -> Body {
+    let frames: Vec<Result<Frame<Bytes>, std::convert::Infallible>> = pieces
+        .iter()
+        .map(|p| Ok(Frame::data(Bytes::from_static(p))))
+        .collect();
+    StreamBody::new(futures_util::stream::iter(frames)).boxed()
+}
+
+#[tokio::test]
+async fn lean_and_pingora_requests_share_one_keepalive_connection() {
+    let up = upstream().await;
+    let proxy = Proxy::start(&config(up.addr)).await;
+    let tcp = TcpStream::connect(proxy.addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    let conn = tokio::spawn(conn);
+
+    // (method, path, body, expected status, expected body); one connection throughout.
+    let sse = EVENTS.concat();
+    let steps: Vec<(&str, &str, Body, Vec<u8>)> = vec![
+        ("GET", "/a", sized(b""), b"GET /a ".to_vec()),
+        ("HEAD", "/b", sized(b""), Vec::new()),
+        (
+            "POST",
+            "/c",
+            chunked(&[b"up", b"load"]),
+            b"POST /c upload".to_vec(),
+        ),
+        ("GET", "/chat/1", sized(b""), sse.clone()),
+        (
+            "POST",
+            "/chat/2",
+            chunked(&[b"{\"q\":", b"1}"]),
+            sse.clone(),
+        ),
+        ("POST", "/d", sized(b"sized"), b"POST /d sized".to_vec()),
+        ("GET", "/chat/3", sized(b""), sse.clone()),
+    ];
+    for (method, path, body, want) in steps {
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "localhost")
+            .body(body)
+            .unwrap();
+        let resp = sender.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), 200, "{method} {path}");
+        let got = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&want),
+            "{method} {path}"
+        );
+    }
+    assert!(!conn.is_finished(), "the connection was kept throughout");
+    let seen: Vec<(String, Vec<u8>)> = up.paths_and_bodies();
+    let paths: Vec<&str> = seen.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["/a", "/b", "/c", "/chat/1", "/chat/2", "/d", "/chat/3"]
+    );
+    assert_eq!(seen[4].1, b"{\"q\":1}");
+}
+
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order() {
+    let up = upstream().await;
+    let proxy = Proxy::start(&config(up.addr)).await;
+    let mut tcp = TcpStream::connect(proxy.addr).await.unwrap();
+    // Three requests in one write: a stream, a plain one, and one that closes.
+    tcp.write_all(
+        b"GET /chat/p HTTP/1.1\r\nHost: x\r\n\r\n\
+          POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc\
+          GET /q HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut all = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tcp.read_to_end(&mut all),
+    )
+    .await
+    .expect("the proxy closes after the last")
+    .unwrap();
+    let text = String::from_utf8_lossy(&all);
+    let stream_at = text.find("data: [DONE]").expect(&text);
+    let plain_at = text.find("POST /p abc").expect(&text);
+    let last_at = text.find("GET /q ").expect(&text);
+    assert!(stream_at < plain_at && plain_at < last_at, "{text}");
+    assert_eq!(text.matches("HTTP/1.1 200").count(), 3, "{text}");
+}
