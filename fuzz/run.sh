@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs one fuzz target on its committed seeds, one job, for a set time (default 600 s).
 #
-#   fuzz/run.sh TARGET [SECONDS]       TARGET: sse_parser | observer | dialect | config_parse | nginx_convert
+#   fuzz/run.sh TARGET [SECONDS]       TARGET: sse_parser | observer | dialect | config_parse | nginx_convert | h1_wire
 #
 # New inputs go to fuzz/work/TARGET (not committed); crashes to fuzz/artifacts/TARGET/.
 # libFuzzer's own log is fuzz/work/TARGET.log. Needs cargo-fuzz (cargo install cargo-fuzz);
@@ -12,6 +12,7 @@ target=${1:?usage: fuzz/run.sh TARGET [SECONDS]}
 secs=${2:-600}
 case "$target" in
     sse_parser|observer) dict=sse.dict ;;
+    h1_wire) dict=http.dict ;;
     dialect) dict=dialect.dict ;;
     config_parse) dict=config.dict ;;
     nginx_convert) dict=nginx.dict ;;

@@ -7,6 +7,8 @@ use ssegate::sse::Framing;
 /// it), bytes 1..=8 seed the chunk sizes, the rest is the body.
 pub struct Input<'a> {
     pub mode: u8,
+    /// The SSE targets' framing (not every target reads it).
+    #[allow(dead_code)]
     pub framing: Framing,
     pub seed: u64,
     pub body: &'a [u8],

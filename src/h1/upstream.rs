@@ -5,7 +5,7 @@
 //! so a stream waiting on a silent model holds no read buffer at all (Pingora's client holds
 //! 64 KiB per response: bench/MEMORY.md).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::io::{self, Read};
 use std::net::SocketAddr;
@@ -390,7 +390,12 @@ thread_local! {
     /// cross-thread wake on every read; each worker keeps its own, as nginx's workers do.
     static IDLE: RefCell<HashMap<SocketAddr, Vec<(TcpStream, Instant)>>> =
         RefCell::new(HashMap::new());
+    /// Whether this thread's pool has a sweeper task running.
+    static SWEEPING: Cell<bool> = const { Cell::new(false) };
 }
+
+/// How often a thread's idle connections are checked for a close by the server or old age.
+const SWEEP_EVERY: Duration = Duration::from_secs(2);
 
 /// Idle upstream connections for the relay, kept per worker thread.
 #[derive(Debug)]
@@ -455,7 +460,35 @@ impl IdlePool {
                 list.remove(0);
             }
             list.push((sock, Instant::now()));
-        })
+        });
+        self.sweep_later();
+    }
+
+    /// Makes sure this thread's idle connections are swept: one a server closed would
+    /// otherwise hold its descriptor (in CLOSE_WAIT) until the next request to that server.
+    /// The sweeper ends when the pool is empty, so an idle proxy has no timer running.
+    fn sweep_later(&self) {
+        if SWEEPING.get() {
+            return;
+        }
+        SWEEPING.set(true);
+        let max_idle = self.max_idle;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(SWEEP_EVERY).await;
+                let left = IDLE.with_borrow_mut(|idle| {
+                    idle.retain(|_, list| {
+                        list.retain(|(sock, since)| since.elapsed() < max_idle && still_open(sock));
+                        !list.is_empty()
+                    });
+                    idle.len()
+                });
+                if left == 0 {
+                    SWEEPING.set(false);
+                    return;
+                }
+            }
+        });
     }
 }
 
@@ -510,6 +543,23 @@ mod tests {
         // The server has closed since: the pool notices and does not hand it out.
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(pool.take(addr).is_none());
+    }
+
+    #[tokio::test]
+    async fn the_sweeper_closes_what_a_server_closed() {
+        let (addr, h) = server(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
+        let pool = IdlePool::new(W);
+        let mut up = pool.get(addr, W, W).await.expect("connect");
+        let req = RequestHeader::build("GET", b"/", None).expect("req");
+        up.send_header(&req).await.expect("send");
+        up.read_header().await.expect("head");
+        assert_eq!(body(&mut up).await, b"ok");
+        pool.put(up);
+        assert_eq!(IDLE.with_borrow(|i| i.get(&addr).map_or(0, Vec::len)), 1);
+        h.await.expect("server"); // it closes its side now
+        tokio::time::sleep(SWEEP_EVERY + Duration::from_millis(500)).await;
+        assert_eq!(IDLE.with_borrow(|i| i.get(&addr).map_or(0, Vec::len)), 0);
+        assert!(!SWEEPING.get(), "the sweeper ends with an empty pool");
     }
 
     #[tokio::test]
