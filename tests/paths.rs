@@ -141,3 +141,67 @@ async fn pipelined_requests_are_answered_in_order() {
     assert!(stream_at < plain_at && plain_at < last_at, "{text}");
     assert_eq!(text.matches("HTTP/1.1 200").count(), 3, "{text}");
 }
+
+/// Sends `method path` with `body` on an open connection; status and body text.
+async fn exchange(
+    sender: &mut hyper::client::conn::http1::SendRequest<Body>,
+    method: &str,
+    path: &str,
+    body: &'static [u8],
+) -> (u16, String) {
+    let req = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "localhost")
+        .body(sized(body))
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let got = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&got).into_owned())
+}
+
+#[tokio::test]
+async fn a_pooled_connection_the_upstream_dropped_is_retried_once_on_a_new_one() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let count = Arc::new(AtomicUsize::new(0));
+    let n = count.clone();
+    // The second request arrives on the connection kept from the first, and the upstream
+    // drops that connection instead of answering, as a server closing an idle one does.
+    let up = Upstream::start(move |r| {
+        if n.fetch_add(1, Ordering::SeqCst) == 1 {
+            vec![Step::Close]
+        } else {
+            let body = format!("{} {}", r.path, String::from_utf8_lossy(&r.body));
+            plain(200, "text/plain", &body)
+        }
+    })
+    .await;
+    let proxy = Proxy::start(&config(up.addr)).await;
+    let tcp = TcpStream::connect(proxy.addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    assert_eq!(
+        exchange(&mut sender, "GET", "/one", b"").await,
+        (200, "/one ".into())
+    );
+    assert_eq!(
+        exchange(&mut sender, "POST", "/two", b"again").await,
+        (200, "/two again".into()),
+        "retried on a new connection, body and all"
+    );
+    let seen = up.paths_and_bodies();
+    let paths: Vec<&str> = seen.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(paths, ["/one", "/two", "/two"]);
+    assert_eq!(seen[2].1, b"again");
+
+    // A new connection that fails is not a stale one: no second try.
+    let fresh = Upstream::scripted(vec![Step::Close]).await;
+    let proxy = Proxy::start(&config(fresh.addr)).await;
+    let (status, _) = get(proxy.addr, "/three").await.unwrap();
+    assert_eq!(status, 502);
+    assert_eq!(fresh.paths_and_bodies().len(), 1);
+}

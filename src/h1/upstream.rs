@@ -55,6 +55,10 @@ pub struct Upstream {
     tunnel: bool,
     /// The upstream sent more while the last piece was read: keep reading without waiting.
     busy: bool,
+    /// The connection came from the idle pool.
+    reused: bool,
+    /// Any byte of a response has arrived.
+    answered: bool,
 }
 
 fn io_err(kind: ErrorType, what: &'static str, e: io::Error) -> Box<Error> {
@@ -143,12 +147,21 @@ impl Upstream {
             eof: false,
             tunnel: false,
             busy: false,
+            reused: false,
+            answered: false,
         }
     }
 
     /// The server's address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Whether a failure of this exchange may be the server having closed an idle
+    /// connection just as it was reused: it came from the pool and nothing came back yet.
+    /// Such a request is safe to send again on a new connection, as nginx and Pingora do.
+    pub fn stale_maybe(&self) -> bool {
+        self.reused && !self.answered
     }
 
     async fn write(&mut self, bytes: &[u8]) -> Result<()> {
@@ -244,6 +257,7 @@ impl Upstream {
                 Ok(None) => {}
             }
             let more = self.read_some().await?;
+            self.answered |= !more.is_empty();
             if more.is_empty() {
                 return Error::e_explain(
                     ErrorType::ConnectionClosed,
@@ -424,7 +438,9 @@ impl IdlePool {
         write_timeout: Duration,
     ) -> Result<Upstream> {
         if let Some(sock) = self.take(addr) {
-            return Ok(Upstream::over(sock, addr, write_timeout));
+            let mut conn = Upstream::over(sock, addr, write_timeout);
+            conn.reused = true;
+            return Ok(conn);
         }
         Upstream::connect(addr, connect_timeout, write_timeout).await
     }

@@ -52,6 +52,40 @@ pub fn peer(
 /// Most upstream chunks written to the client in one go.
 const MAX_BATCH: usize = 32;
 
+/// Whether an upstream error is what a server closing an idle connection looks like (a
+/// timeout is not: that server is slow, and would get the request twice).
+fn stale(e: &Error) -> bool {
+    matches!(
+        e.etype(),
+        ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError
+    )
+}
+
+/// Largest request body kept to send again if a reused upstream connection fails.
+const MAX_REPLAYED_BODY: usize = 64 * 1024;
+
+/// The request body as sent upstream, kept (while small) for one retry.
+#[derive(Default)]
+struct Sent {
+    started: bool,
+    /// The whole body is in `body`.
+    replayable: bool,
+    body: Vec<Bytes>,
+    len: usize,
+}
+
+impl Sent {
+    fn keep(&mut self, chunk: &Bytes) {
+        self.len += chunk.len();
+        if self.len > MAX_REPLAYED_BODY {
+            self.replayable = false;
+            self.body = Vec::new();
+        } else if self.replayable {
+            self.body.push(chunk.clone());
+        }
+    }
+}
+
 /// Why a relay stopped before the upstream finished.
 enum Stop {
     /// The client went away (or could not be written to).
@@ -189,8 +223,26 @@ impl<D: Downstream> Relay<'_, D> {
         // Boxed: connecting is a large state machine needed once, and an unboxed one would
         // stay inside every open stream's future for the stream's whole life.
         let mut upstream = Box::pin(self.connect(pool)).await?;
-        Box::pin(self.send_request(&mut upstream, trusted)).await?;
-        self.wait_for_header(&mut upstream).await?;
+        let mut sent = Sent::default();
+        let first = Box::pin(self.exchange(&mut upstream, trusted, &mut sent)).await;
+        match first {
+            Err(Stop::Upstream(e, _)) if stale(&e) && upstream.stale_maybe() && sent.replayable => {
+                // The server closed the pooled connection as it was reused: once more, on a
+                // new one (the request, body included, is still here).
+                log::debug!(
+                    "reused upstream connection failed ({}); retrying",
+                    bounded(&e)
+                );
+                let fresh = Upstream::connect(
+                    upstream.addr(),
+                    pool.connect_timeout,
+                    UPSTREAM_WRITE_TIMEOUT,
+                );
+                upstream = Box::pin(fresh).await.map_err(up)?;
+                Box::pin(self.exchange(&mut upstream, trusted, &mut sent)).await?;
+            }
+            other => other?,
+        }
         self.forward_header(&mut upstream).await?;
         if self.ctx.status == 101 {
             return self.tunnel(&mut upstream).await;
@@ -292,11 +344,24 @@ impl<D: Downstream> Relay<'_, D> {
         }
     }
 
-    /// Sends the request header and streams the request body through.
+    /// Sends the request and waits for the response head. The first time, the body comes
+    /// from the client (and a copy is kept while it is small); a retry sends the copy.
+    async fn exchange(
+        &mut self,
+        upstream: &mut Upstream,
+        trusted: &[ipnet::IpNet],
+        sent: &mut Sent,
+    ) -> std::result::Result<(), Stop> {
+        self.send_request(upstream, trusted, sent).await?;
+        self.wait_for_header(upstream).await
+    }
+
+    /// Sends the request header and the request body.
     async fn send_request(
         &mut self,
         upstream: &mut Upstream,
         trusted: &[ipnet::IpNet],
+        sent: &mut Sent,
     ) -> std::result::Result<(), Stop> {
         let mut req = self.session.req_header().clone();
         headers::upstream_request(&mut req, self.mode.upgrade);
@@ -304,8 +369,17 @@ impl<D: Downstream> Relay<'_, D> {
         headers::set_forwarded(&mut req, peer, self.session.is_tls(), trusted);
         upstream.send_header(&req).await.map_err(up)?;
         drop(req);
-        while let Some(chunk) = self.session.read_body().await.map_err(down)? {
-            upstream.send_body(chunk).await.map_err(up)?;
+        if sent.started {
+            for chunk in sent.body.clone() {
+                upstream.send_body(chunk).await.map_err(up)?;
+            }
+        } else {
+            sent.started = true;
+            sent.replayable = true;
+            while let Some(chunk) = self.session.read_body().await.map_err(down)? {
+                sent.keep(&chunk);
+                upstream.send_body(chunk).await.map_err(up)?;
+            }
         }
         upstream.finish_body().await.map_err(up)?;
         Ok(())
