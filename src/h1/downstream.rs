@@ -211,7 +211,12 @@ impl Downstream for Client<'_> {
             piece
         } else {
             let take = (self.buf.len() as u64).min(self.body_left) as usize;
-            self.buf.split_to(take).freeze()
+            let piece = self.buf.split_to(take).freeze();
+            if self.buf.is_empty() {
+                // Let the head's buffer go with the body's last piece, not stay for a stream.
+                *self.buf = BytesMut::new();
+            }
+            piece
         };
         self.body_left -= piece.len() as u64;
         Ok(Some(piece))

@@ -243,6 +243,8 @@ impl<D: Downstream> Relay<'_, D> {
             }
             other => other?,
         }
+        // The kept body is not needed once an answer has begun (a stream can be long).
+        drop(sent);
         self.forward_header(&mut upstream).await?;
         if self.ctx.status == 101 {
             return self.tunnel(&mut upstream).await;
