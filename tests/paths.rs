@@ -26,7 +26,15 @@ fn config(up: std::net::SocketAddr) -> String {
 
 async fn upstream() -> Upstream {
     Upstream::start(|r| {
-        if r.path.starts_with("/chat") {
+        if r.path.starts_with("/chat/slow") {
+            let mut s = vec![
+                sse_head("text/event-stream"),
+                Step::Chunk(EVENTS[0].to_vec()),
+            ];
+            s.push(Step::Sleep(std::time::Duration::from_millis(500)));
+            s.extend([Step::Chunk(EVENTS[1].to_vec()), Step::End]);
+            s
+        } else if r.path.starts_with("/chat") {
             sse_script(EVENTS)
         } else {
             let body = format!(
@@ -140,6 +148,31 @@ async fn pipelined_requests_are_answered_in_order() {
     let last_at = text.find("GET /q ").expect(&text);
     assert!(stream_at < plain_at && plain_at < last_at, "{text}");
     assert_eq!(text.matches("HTTP/1.1 200").count(), 3, "{text}");
+
+    // A request sent while a stream is still running waits for it, and is not taken for a
+    // hang-up.
+    let mut tcp = TcpStream::connect(proxy.addr).await.unwrap();
+    tcp.write_all(b"GET /chat/slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 64];
+    let n = tcp.read(&mut first).await.unwrap();
+    assert!(first[..n].starts_with(b"HTTP/1.1 200"));
+    tcp.write_all(b"GET /r HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tcp.read_to_end(&mut rest),
+    )
+    .await
+    .expect("the proxy closes after the last")
+    .unwrap();
+    let text = String::from_utf8_lossy(&rest);
+    let done_at = text.find("data: [DONE]").expect(&text);
+    let r_at = text.find("GET /r ").expect(&text);
+    assert!(done_at < r_at, "{text}");
 }
 
 /// Sends `method path` with `body` on an open connection; status and body text.

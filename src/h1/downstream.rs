@@ -231,7 +231,11 @@ impl Downstream for Client<'_> {
         let mut probe = [0u8; 1];
         match self.io.read(&mut probe).await {
             Ok(0) => Ok(None),
-            Ok(_) => Ok(Some(Bytes::copy_from_slice(&probe))),
+            Ok(_) => {
+                // The start of a pipelined request: kept for after this one, as above.
+                self.buf.extend_from_slice(&probe);
+                std::future::pending().await
+            }
             Err(e) => Error::e_because(ErrorType::ReadError, "client connection", e),
         }
     }
