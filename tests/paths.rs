@@ -96,20 +96,9 @@ async fn lean_and_pingora_requests_share_one_keepalive_connection() {
         ("GET", "/chat/3", sized(b""), sse.clone()),
     ];
     for (method, path, body, want) in steps {
-        let req = hyper::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", "localhost")
-            .body(body)
-            .unwrap();
-        let resp = sender.send_request(req).await.unwrap();
-        assert_eq!(resp.status(), 200, "{method} {path}");
-        let got = resp.into_body().collect().await.unwrap().to_bytes();
-        assert_eq!(
-            String::from_utf8_lossy(&got),
-            String::from_utf8_lossy(&want),
-            "{method} {path}"
-        );
+        let (status, got) = exchange(&mut sender, method, path, body).await;
+        assert_eq!(status, 200, "{method} {path}");
+        assert_eq!(got, String::from_utf8_lossy(&want), "{method} {path}");
     }
     assert!(!conn.is_finished(), "the connection was kept throughout");
     let seen: Vec<(String, Vec<u8>)> = up.paths_and_bodies();
@@ -134,15 +123,7 @@ async fn pipelined_requests_are_answered_in_order() {
     )
     .await
     .unwrap();
-    let mut all = Vec::new();
-    tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        tcp.read_to_end(&mut all),
-    )
-    .await
-    .expect("the proxy closes after the last")
-    .unwrap();
-    let text = String::from_utf8_lossy(&all);
+    let text = rest_of(&mut tcp).await;
     let stream_at = text.find("data: [DONE]").expect(&text);
     let plain_at = text.find("POST /p abc").expect(&text);
     let last_at = text.find("GET /q ").expect(&text);
@@ -161,18 +142,23 @@ async fn pipelined_requests_are_answered_in_order() {
     tcp.write_all(b"GET /r HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .await
         .unwrap();
-    let mut rest = Vec::new();
-    tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        tcp.read_to_end(&mut rest),
-    )
-    .await
-    .expect("the proxy closes after the last")
-    .unwrap();
-    let text = String::from_utf8_lossy(&rest);
+    let text = rest_of(&mut tcp).await;
     let done_at = text.find("data: [DONE]").expect(&text);
     let r_at = text.find("GET /r ").expect(&text);
     assert!(done_at < r_at, "{text}");
+}
+
+/// Everything the proxy sends until it closes the connection (within 10 s).
+async fn rest_of(tcp: &mut TcpStream) -> String {
+    let mut all = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tcp.read_to_end(&mut all),
+    );
+    read.await
+        .expect("the proxy closes after the last")
+        .unwrap();
+    String::from_utf8_lossy(&all).into_owned()
 }
 
 /// Sends `method path` with `body` on an open connection; status and body text.
@@ -180,13 +166,13 @@ async fn exchange(
     sender: &mut hyper::client::conn::http1::SendRequest<Body>,
     method: &str,
     path: &str,
-    body: &'static [u8],
+    body: Body,
 ) -> (u16, String) {
     let req = hyper::Request::builder()
         .method(method)
         .uri(path)
         .header("host", "localhost")
-        .body(sized(body))
+        .body(body)
         .unwrap();
     let resp = sender.send_request(req).await.unwrap();
     let status = resp.status().as_u16();
@@ -218,11 +204,11 @@ async fn a_pooled_connection_the_upstream_dropped_is_retried_once_on_a_new_one()
         .unwrap();
     tokio::spawn(conn);
     assert_eq!(
-        exchange(&mut sender, "GET", "/one", b"").await,
+        exchange(&mut sender, "GET", "/one", sized(b"")).await,
         (200, "/one ".into())
     );
     assert_eq!(
-        exchange(&mut sender, "POST", "/two", b"again").await,
+        exchange(&mut sender, "POST", "/two", sized(b"again")).await,
         (200, "/two again".into()),
         "retried on a new connection, body and all"
     );
