@@ -66,6 +66,14 @@ pub struct RequestCtx {
 }
 
 impl RequestCtx {
+    /// The site the request was routed on and its route's index (set by [`admit`]).
+    pub(crate) fn routed(&self) -> Result<(Arc<Site>, usize)> {
+        match (&self.site, self.route) {
+            (Some(s), Some(i)) => Ok((s.clone(), i)),
+            _ => Error::e_explain(ErrorType::InternalError, "request not routed"),
+        }
+    }
+
     /// A request just begun (it counts as in flight until the context drops).
     pub(crate) fn new(shared: &Shared) -> Self {
         RequestCtx {
@@ -297,14 +305,8 @@ impl ProxyHttp for Gateway {
         _session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        let (site, index) = match (&ctx.site, ctx.route) {
-            (Some(s), Some(i)) => (s.clone(), i),
-            _ => return Error::e_explain(ErrorType::InternalError, "no route"),
-        };
-        let Some((route, _)) = site.route(index) else {
-            return Error::e_explain(ErrorType::InternalError, "route index out of range");
-        };
-        let Some(pool) = site.pool(route) else {
+        let (site, index) = ctx.routed()?;
+        let Some((route, _, pool)) = site.served(index) else {
             return Error::e_explain(ErrorType::InternalError, "route without upstream");
         };
         let read_timeout = match &route.stream {
@@ -346,16 +348,10 @@ impl ProxyHttp for Gateway {
         if let Some(lease) = &ctx.lease {
             lease.server().refresh_after_failure();
         }
-        let servers = ctx
-            .site
-            .as_ref()
-            .zip(ctx.route)
-            .and_then(|(s, i)| {
-                s.route(i)
-                    .and_then(|(r, _)| s.pool(r))
-                    .map(|p| p.servers().len())
-            })
-            .unwrap_or(0);
+        let servers = ctx.routed().ok().map_or(0, |(site, i)| {
+            site.served(i)
+                .map_or(0, |(_, _, pool)| pool.servers().len())
+        });
         if ctx.tried.len() < 2 && servers > ctx.tried.len() {
             e.set_retry(true);
         }

@@ -85,6 +85,12 @@ impl Site {
     pub fn pool(&self, route: &Route) -> Option<&Arc<Pool>> {
         self.upstreams.get(route.upstream)
     }
+
+    /// A route, its live state and its upstream's pool.
+    pub fn served(&self, index: usize) -> Option<(&Route, &RouteState, &Arc<Pool>)> {
+        let (route, state) = self.route(index)?;
+        Some((route, state, self.pool(route)?))
+    }
 }
 
 /// State shared by every request and by the admin listener.

@@ -109,14 +109,8 @@ pub(crate) async fn serve<D: Downstream>(
     session: &mut D,
     ctx: &mut RequestCtx,
 ) -> Result<bool> {
-    let (site, index) = match (&ctx.site, ctx.route) {
-        (Some(s), Some(i)) => (s.clone(), i),
-        _ => return Error::e_explain(ErrorType::InternalError, "relay without route"),
-    };
-    let Some((route, state)) = site.route(index) else {
-        return Error::e_explain(ErrorType::InternalError, "route index out of range");
-    };
-    let Some(pool) = site.pool(route) else {
+    let (site, index) = ctx.routed()?;
+    let Some((route, state, pool)) = site.served(index) else {
         return Error::e_explain(ErrorType::InternalError, "route without upstream");
     };
     let mode = Mode::of(route, session.is_upgrade_req());
