@@ -98,8 +98,12 @@ impl Decoder {
         self.done && !self.overrun && self.framing != Framing::UntilClose
     }
 
-    /// Decodes `input`, pushing the body's data onto `out`.
-    pub fn feed(&mut self, mut input: Bytes, out: &mut Vec<Bytes>) -> Result<(), BodyError> {
+    /// Decodes `input`, adding the body's data to `out` (as slices of `input`, never empty).
+    pub fn feed(
+        &mut self,
+        mut input: Bytes,
+        out: &mut impl Extend<Bytes>,
+    ) -> Result<(), BodyError> {
         if self.done {
             self.overrun |= !input.is_empty();
             return Ok(());
@@ -108,7 +112,7 @@ impl Decoder {
             Framing::Empty => Ok(()),
             Framing::UntilClose => {
                 if !input.is_empty() {
-                    out.push(input);
+                    out.extend([input]);
                 }
                 Ok(())
             }
@@ -116,7 +120,7 @@ impl Decoder {
                 let take = (input.len() as u64).min(self.left) as usize;
                 self.overrun |= take < input.len();
                 if take > 0 {
-                    out.push(input.split_to(take));
+                    out.extend([input.split_to(take)]);
                 }
                 self.left -= take as u64;
                 self.done = self.left == 0;
@@ -138,7 +142,11 @@ impl Decoder {
         }
     }
 
-    fn feed_chunked(&mut self, mut input: Bytes, out: &mut Vec<Bytes>) -> Result<(), BodyError> {
+    fn feed_chunked(
+        &mut self,
+        mut input: Bytes,
+        out: &mut impl Extend<Bytes>,
+    ) -> Result<(), BodyError> {
         while !input.is_empty() {
             if self.done {
                 self.overrun = true;
@@ -158,7 +166,7 @@ impl Decoder {
                 }
                 Chunk::Data(left) => {
                     let take = (input.len() as u64).min(left) as usize;
-                    out.push(input.split_to(take));
+                    out.extend([input.split_to(take)]);
                     let left = left - take as u64;
                     self.chunk = if left == 0 {
                         Chunk::DataEnd(0)

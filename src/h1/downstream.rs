@@ -14,7 +14,7 @@ use pingora_http::{RequestHeader, ResponseHeader};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::body::{encode_chunks, LAST_CHUNK};
-use super::head::response_to_wire;
+use super::head::{chunked, response_to_wire};
 use crate::relay::Downstream;
 
 /// Largest single read of a request body.
@@ -140,10 +140,7 @@ impl Downstream for Client<'_> {
     }
 
     async fn write_header(&mut self, mut resp: ResponseHeader) -> Result<()> {
-        self.chunked = resp
-            .headers
-            .get(header::TRANSFER_ENCODING)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"chunked"));
+        self.chunked = chunked(&resp.headers);
         if !self.chunked && !resp.headers.contains_key(header::CONTENT_LENGTH) {
             self.keepalive = false;
         }

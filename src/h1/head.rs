@@ -2,7 +2,7 @@
 //! the rules in [`headers`](crate::headers) apply to both paths), and writing one out.
 
 use bytes::{BufMut, BytesMut};
-use http::{header, Version};
+use http::{header, HeaderMap, Version};
 use pingora_http::{RequestHeader, ResponseHeader};
 
 use super::body::Framing;
@@ -133,6 +133,14 @@ fn decimal(v: &http::HeaderValue) -> Option<u64> {
         .and_then(|s| s.parse().ok())
 }
 
+/// Whether a message's body is chunked: its last transfer coding is `chunked`.
+pub fn chunked(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::TRANSFER_ENCODING)
+        .and_then(|te| te.as_bytes().rsplit(|b| *b == b',').next())
+        .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+}
+
 /// The response's body framing (RFC 9112 6.3). A response with both Transfer-Encoding and
 /// Content-Length loses the latter, as Pingora does.
 pub fn response_framing(resp: &mut ResponseHeader, head_request: bool) -> Result<Framing, BadHead> {
@@ -140,14 +148,9 @@ pub fn response_framing(resp: &mut ResponseHeader, head_request: bool) -> Result
     if head_request || (100..200).contains(&status) || status == 204 || status == 304 {
         return Ok(Framing::Empty);
     }
-    if let Some(te) = resp.headers.get(header::TRANSFER_ENCODING) {
-        let chunked = te
-            .as_bytes()
-            .rsplit(|b| *b == b',')
-            .next()
-            .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+    if resp.headers.contains_key(header::TRANSFER_ENCODING) {
         resp.remove_header(&header::CONTENT_LENGTH);
-        return Ok(if chunked {
+        return Ok(if chunked(&resp.headers) {
             Framing::Chunked
         } else {
             Framing::UntilClose

@@ -6,7 +6,7 @@
 //! 64 KiB per response: bench/MEMORY.md).
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -50,7 +50,7 @@ pub struct Upstream {
     early: Option<Bytes>,
     decoder: Option<Decoder>,
     /// Decoded body data not handed out yet.
-    ready: Vec<Bytes>,
+    ready: VecDeque<Bytes>,
     eof: bool,
     tunnel: bool,
     /// The upstream sent more while the last piece was read: keep reading without waiting.
@@ -143,7 +143,7 @@ impl Upstream {
             response: None,
             early: None,
             decoder: None,
-            ready: Vec::new(),
+            ready: VecDeque::new(),
             eof: false,
             tunnel: false,
             busy: false,
@@ -180,11 +180,7 @@ impl Upstream {
             );
         };
         self.head_request = req.method == http::Method::HEAD;
-        let chunked = req
-            .headers
-            .get(header::TRANSFER_ENCODING)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"chunked"));
-        self.send = if chunked {
+        self.send = if head::chunked(&req.headers) {
             Send::Chunked
         } else if req.headers.contains_key(header::CONTENT_LENGTH) {
             Send::Raw
@@ -268,11 +264,6 @@ impl Upstream {
         }
     }
 
-    /// The response head, once read.
-    pub fn response(&self) -> Option<&ResponseHeader> {
-        self.response.as_ref()
-    }
-
     /// Takes the response head, once read, to pass it on.
     pub fn take_response(&mut self) -> Option<ResponseHeader> {
         self.response.take()
@@ -292,7 +283,7 @@ impl Upstream {
         }
     }
 
-    /// Feeds what was read to the decoder; `Ok(false)` once the body is over.
+    /// Feeds what was read (empty: the connection closed) to the decoder.
     fn decode(&mut self, read: Bytes) -> Result<()> {
         let Some(decoder) = self.decoder.as_mut() else {
             return Error::e_explain(ErrorType::InternalError, "body read before the head");
@@ -308,30 +299,27 @@ impl Upstream {
             .or_err(ErrorType::InvalidHTTPHeader, "upstream body")
     }
 
-    fn next_ready(&mut self) -> Option<Bytes> {
-        if self.ready.is_empty() {
-            None
-        } else {
-            Some(self.ready.remove(0))
+    /// The next piece of the body from what was already read: `None` if a read is needed.
+    fn buffered(&mut self) -> Option<Result<Option<Bytes>>> {
+        loop {
+            if let Some(b) = self.ready.pop_front() {
+                return Some(Ok(Some(b)));
+            }
+            if self.decoder.as_ref().is_none_or(|d| d.is_done()) {
+                return Some(Ok(None));
+            }
+            let early = self.early.take()?;
+            if let Err(e) = self.decode(early) {
+                return Some(Err(e));
+            }
         }
-    }
-
-    fn body_over(&self) -> bool {
-        self.ready.is_empty() && self.decoder.as_ref().is_none_or(|d| d.is_done())
     }
 
     /// The next piece of the body, `None` at its end.
     pub async fn read_body(&mut self) -> Result<Option<Bytes>> {
         loop {
-            if let Some(b) = self.next_ready() {
-                return Ok(Some(b));
-            }
-            if self.body_over() {
-                return Ok(None);
-            }
-            if let Some(early) = self.early.take() {
-                self.decode(early)?;
-                continue;
+            if let Some(piece) = self.buffered() {
+                return piece;
             }
             let read = self.read_some().await?;
             self.decode(read)?;
@@ -341,17 +329,8 @@ impl Upstream {
     /// Like [`read_body`](Self::read_body), but only what is there now: `None` if nothing is.
     pub fn read_body_now(&mut self) -> Option<Result<Option<Bytes>>> {
         loop {
-            if let Some(b) = self.next_ready() {
-                return Some(Ok(Some(b)));
-            }
-            if self.body_over() {
-                return Some(Ok(None));
-            }
-            if let Some(early) = self.early.take() {
-                if let Err(e) = self.decode(early) {
-                    return Some(Err(e));
-                }
-                continue;
+            if let Some(piece) = self.buffered() {
+                return Some(piece);
             }
             match try_read_now(&self.sock, false) {
                 Ok(ReadNow { bytes: None, asked }) => {
@@ -550,7 +529,7 @@ mod tests {
         let req = RequestHeader::build("GET", b"/s", None).expect("req");
         up.send_header(&req).await.expect("send");
         up.read_header().await.expect("head");
-        assert_eq!(up.response().map(|r| r.status.as_u16()), Some(200));
+        assert_eq!(up.take_response().map(|r| r.status.as_u16()), Some(200));
         assert_eq!(body(&mut up).await, b"hello");
         assert!(up.reusable());
         let sent = h.await.expect("server");

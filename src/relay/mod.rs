@@ -507,13 +507,10 @@ impl<D: Downstream> Relay<'_, D> {
     }
 
     /// Passes upstream chunks to the client as they are, in one write.
-    async fn forward(&mut self, mut batch: Vec<Bytes>) -> std::result::Result<(), Stop> {
-        batch.retain(|c| !c.is_empty());
+    async fn forward(&mut self, batch: Vec<Bytes>) -> std::result::Result<(), Stop> {
+        // Never empty: the batch starts with a chunk, and the body decoder makes no empty ones.
         if let Some(stream) = self.ctx.stream.as_mut() {
             stream.on_chunks(&batch);
-        }
-        if batch.is_empty() {
-            return Ok(());
         }
         self.session.write_body(batch).await.map_err(down)?;
         self.schedule.on_upstream(Instant::now());
