@@ -235,6 +235,18 @@ mod tests {
     }
 
     #[test]
+    fn chunked_means_the_last_coding_is_chunked() {
+        let te = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::TRANSFER_ENCODING, http::HeaderValue::from_static(v));
+            chunked(&h)
+        };
+        assert!(te("chunked") && te("Chunked") && te("gzip, chunked") && te("gzip,chunked "));
+        assert!(!te("chunked, gzip") && !te("gzip"));
+        assert!(!chunked(&HeaderMap::new()));
+    }
+
+    #[test]
     fn response_framing_follows_rfc_9112() {
         let framing = |h: &[u8], head: bool| {
             let (mut r, _) = parse_response(h).expect("parses").expect("complete");
