@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use http::{header, Method, Version};
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
 use pingora::protocols::http::ServerSession;
@@ -114,7 +114,9 @@ impl Front {
     /// HTTP/1.1 (origin-form target, not HEAD or CONNECT, no upgrade, no `Expect`, at most
     /// 64 header lines) with a body of a clear length. Pingora's pipeline serves the rest.
     fn lean_request(&self, head: &[u8]) -> Option<(RequestHeader, u64)> {
-        let req = head::parse_request(head).ok()?;
+        // One exact copy: the request's header values are slices of it for its whole life,
+        // and the connection's read buffer is not kept with them.
+        let req = head::parse_request(&Bytes::copy_from_slice(head)).ok()?;
         let plain = req.version == Version::HTTP_11
             && req.raw_path().starts_with(b"/")
             && !matches!(req.method, Method::HEAD | Method::CONNECT)

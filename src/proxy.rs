@@ -141,8 +141,7 @@ pub(crate) async fn admit<D: Downstream>(
     };
     let peer = peer_ip(session);
     // Every X-Forwarded-For line: a trusted proxy may add its own after the client's.
-    let xff = headers::joined(&session.req_header().headers, "x-forwarded-for");
-    ctx.client = headers::client_ip(peer, xff.as_deref(), &site.config.trusted_proxies);
+    ctx.client = headers::client_of(peer, &req.headers, &site.config.trusted_proxies);
     ctx.site = Some(site.clone());
     ctx.route = Some(index);
     let Some((route, state)) = site.route(index) else {

@@ -57,13 +57,13 @@ fuzz_target!(|data: &[u8]| {
     if mode & 1 == 0 {
         if let Some(end) = head::head_end(body, 0) {
             assert!(end <= body.len());
-            if let Ok(req) = head::parse_request(&body[..end]) {
+            if let Ok(req) = head::parse_request(&Bytes::copy_from_slice(&body[..end])) {
                 let _ = head::request_framing(&req);
             }
         }
         return;
     }
-    let (framing, rest) = match head::parse_response(body) {
+    let (framing, rest) = match head::parse_response(&Bytes::copy_from_slice(body)) {
         Ok(Some((mut resp, len))) => {
             assert!(len <= body.len());
             match head::response_framing(&mut resp, mode & 2 != 0) {

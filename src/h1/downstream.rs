@@ -144,15 +144,21 @@ impl Downstream for Client<'_> {
         if !self.chunked && !resp.headers.contains_key(header::CONTENT_LENGTH) {
             self.keepalive = false;
         }
-        resp.insert_header(header::DATE, get_cached_date())?;
-        let connection = if self.keepalive {
-            "keep-alive"
+        // Ours replace any the upstream sent; written straight to the wire, not into the map.
+        resp.remove_header(&header::DATE);
+        resp.remove_header(&header::CONNECTION);
+        let connection: &[u8] = if self.keepalive {
+            b"keep-alive"
         } else {
-            "close"
+            b"close"
         };
-        resp.insert_header(header::CONNECTION, connection)?;
+        let date = get_cached_date();
         let mut wire = BytesMut::with_capacity(256);
-        response_to_wire(&resp, &mut wire);
+        response_to_wire(
+            &resp,
+            &[("Date", date.as_bytes()), ("Connection", connection)],
+            &mut wire,
+        );
         self.status = Some(resp.status.as_u16());
         self.held = wire;
         Ok(())

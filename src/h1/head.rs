@@ -1,7 +1,7 @@
 //! HTTP/1 message heads: finding where one ends, parsing it into Pingora's header types (so
 //! the rules in [`headers`](crate::headers) apply to both paths), and writing one out.
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use http::{header, HeaderMap, Version};
 use pingora_http::{RequestHeader, ResponseHeader};
 
@@ -57,8 +57,13 @@ fn version(v: Option<u8>) -> Version {
     }
 }
 
-/// Parses a complete request head (header names keep their case on the way out).
-pub fn parse_request(head: &[u8]) -> Result<RequestHeader, BadHead> {
+/// Room for the headers a head gains on its way (forwarding, framing, SSE, `Date`), so that
+/// adding them does not grow its maps.
+const ROOM: usize = 6;
+
+/// Parses a complete request head (header names keep their case on the way out). Names and
+/// values are slices of `head`, not copies.
+pub fn parse_request(head: &Bytes) -> Result<RequestHeader, BadHead> {
     let mut slots = [httparse::EMPTY_HEADER; MAX_REQUEST_HEADERS];
     let mut req = httparse::Request::new(&mut slots);
     match req.parse(head) {
@@ -69,22 +74,29 @@ pub fn parse_request(head: &[u8]) -> Result<RequestHeader, BadHead> {
     let (Some(method), Some(path)) = (req.method, req.path) else {
         return Err(bad("no request line"));
     };
-    let mut out = RequestHeader::build(method, path.as_bytes(), Some(req.headers.len()))
+    let mut out = RequestHeader::build(method, path.as_bytes(), Some(req.headers.len() + ROOM))
         .map_err(|e| bad(e.etype().as_str()))?;
     out.set_version(version(req.version));
     for h in req.headers.iter() {
-        out.append_header(
-            h.name.to_string(),
-            pingora_http::header_value_from_slice(h.value),
-        )
-        .map_err(|_| bad("bad header"))?;
+        let (name, value) = shared(head, h);
+        out.append_header(name, value)
+            .map_err(|_| bad("bad header"))?;
     }
     Ok(out)
 }
 
+/// A parsed header line as slices of the head it came from.
+fn shared(head: &Bytes, h: &httparse::Header<'_>) -> (Bytes, http::HeaderValue) {
+    let name = head.slice_ref(h.name.as_bytes());
+    (
+        name,
+        pingora_http::header_value_from_raw(head.slice_ref(h.value)),
+    )
+}
+
 /// Parses a response head at the start of `buf`: the header and its length, or `None` while
-/// it is incomplete.
-pub fn parse_response(buf: &[u8]) -> Result<Option<(ResponseHeader, usize)>, BadHead> {
+/// it is incomplete. Names and values are slices of `buf`, not copies.
+pub fn parse_response(buf: &Bytes) -> Result<Option<(ResponseHeader, usize)>, BadHead> {
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut slots);
     let len = match resp.parse(buf) {
@@ -93,17 +105,15 @@ pub fn parse_response(buf: &[u8]) -> Result<Option<(ResponseHeader, usize)>, Bad
         Err(e) => return Err(bad(e)),
     };
     let code = resp.code.ok_or_else(|| bad("no status"))?;
-    let mut out =
-        ResponseHeader::build(code, Some(resp.headers.len())).map_err(|_| bad("bad status"))?;
+    let mut out = ResponseHeader::build(code, Some(resp.headers.len() + ROOM))
+        .map_err(|_| bad("bad status"))?;
     out.set_version(version(resp.version));
     out.set_reason_phrase(resp.reason)
         .map_err(|_| bad("bad reason phrase"))?;
     for h in resp.headers.iter() {
-        out.append_header(
-            h.name.to_string(),
-            pingora_http::header_value_from_slice(h.value),
-        )
-        .map_err(|_| bad("bad header"))?;
+        let (name, value) = shared(buf, h);
+        out.append_header(name, value)
+            .map_err(|_| bad("bad header"))?;
     }
     Ok(Some((out, len)))
 }
@@ -168,8 +178,8 @@ pub fn response_framing(resp: &mut ResponseHeader, head_request: bool) -> Result
     Ok(Framing::UntilClose)
 }
 
-/// Writes a response head (status line, headers, empty line).
-pub fn response_to_wire(resp: &ResponseHeader, out: &mut BytesMut) {
+/// Writes a response head (status line, headers, then the `extra` lines, empty line).
+pub fn response_to_wire(resp: &ResponseHeader, extra: &[(&str, &[u8])], out: &mut BytesMut) {
     out.put_slice(match resp.version {
         Version::HTTP_10 => b"HTTP/1.0 ",
         _ => b"HTTP/1.1 ",
@@ -181,12 +191,22 @@ pub fn response_to_wire(resp: &ResponseHeader, out: &mut BytesMut) {
     }
     out.put_slice(b"\r\n");
     resp.header_to_h1_wire(out);
+    for (name, value) in extra {
+        out.put_slice(name.as_bytes());
+        out.put_slice(b": ");
+        out.put_slice(value);
+        out.put_slice(b"\r\n");
+    }
     out.put_slice(b"\r\n");
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn bytes(b: &[u8]) -> Bytes {
+        Bytes::copy_from_slice(b)
+    }
 
     #[test]
     fn head_ends_are_found_across_reads_and_line_styles() {
@@ -204,20 +224,22 @@ mod tests {
 
     #[test]
     fn requests_keep_their_header_case_and_raw_path() {
-        let req = parse_request(b"POST /v1/chat?x=%20 HTTP/1.1\r\nX-Mixed-Case: v\r\n\r\n")
-            .expect("parses");
+        let req = parse_request(&bytes(
+            b"POST /v1/chat?x=%20 HTTP/1.1\r\nX-Mixed-Case: v\r\n\r\n",
+        ))
+        .expect("parses");
         assert_eq!(req.method, http::Method::POST);
         assert_eq!(req.raw_path(), b"/v1/chat?x=%20");
         assert_eq!(req.version, Version::HTTP_11);
         let mut wire = BytesMut::new();
         req.header_to_h1_wire(&mut wire);
         assert_eq!(&wire[..], b"X-Mixed-Case: v\r\n");
-        assert!(parse_request(b"GARBAGE\r\n\r\n").is_err());
+        assert!(parse_request(&bytes(b"GARBAGE\r\n\r\n")).is_err());
     }
 
     #[test]
     fn request_bodies_the_lean_path_reads() {
-        let framing = |h: &[u8]| request_framing(&parse_request(h).expect("parses"));
+        let framing = |h: &[u8]| request_framing(&parse_request(&bytes(h)).expect("parses"));
         assert_eq!(framing(b"GET / HTTP/1.1\r\n\r\n"), Some(Framing::Empty));
         assert_eq!(
             framing(b"POST / HTTP/1.1\r\nContent-Length: 12\r\n\r\n"),
@@ -231,7 +253,7 @@ mod tests {
             assert_eq!(framing(h), None, "{}", String::from_utf8_lossy(h));
         }
         let many: String = (0..70).map(|i| format!("x-{i}: v\r\n")).collect();
-        assert!(parse_request(format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes()).is_err());
+        assert!(parse_request(&bytes(format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes())).is_err());
     }
 
     #[test]
@@ -249,7 +271,9 @@ mod tests {
     #[test]
     fn response_framing_follows_rfc_9112() {
         let framing = |h: &[u8], head: bool| {
-            let (mut r, _) = parse_response(h).expect("parses").expect("complete");
+            let (mut r, _) = parse_response(&bytes(h))
+                .expect("parses")
+                .expect("complete");
             response_framing(&mut r, head).map(|f| (f, r.headers.contains_key("content-length")))
         };
         let ok = |f| Ok((f, false));
@@ -286,11 +310,19 @@ mod tests {
     #[test]
     fn responses_round_trip_through_the_wire() {
         let raw = b"HTTP/1.1 200 Fine\r\nContent-Type: text/event-stream\r\nx-lower: 1\r\n\r\n";
-        let (resp, len) = parse_response(raw).expect("parses").expect("complete");
+        let (resp, len) = parse_response(&bytes(raw))
+            .expect("parses")
+            .expect("complete");
         assert_eq!(len, raw.len());
         let mut out = BytesMut::new();
-        response_to_wire(&resp, &mut out);
+        response_to_wire(&resp, &[], &mut out);
         assert_eq!(&out[..], &raw[..]);
-        assert!(matches!(parse_response(b"HTTP/1.1 200 OK\r\n"), Ok(None)));
+        out.clear();
+        response_to_wire(&resp, &[("Date", b"today")], &mut out);
+        assert!(out.ends_with(b"x-lower: 1\r\nDate: today\r\n\r\n"));
+        assert!(matches!(
+            parse_response(&bytes(b"HTTP/1.1 200 OK\r\n")),
+            Ok(None)
+        ));
     }
 }

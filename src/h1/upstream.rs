@@ -171,14 +171,8 @@ impl Upstream {
         }
     }
 
-    /// Sends the request head; its headers say how the body (if any) follows.
-    pub async fn send_header(&mut self, req: &RequestHeader) -> Result<()> {
-        let Some(wire) = pingora::protocols::http::v1::client::http_req_header_to_wire(req) else {
-            return Error::e_explain(
-                ErrorType::InvalidHTTPHeader,
-                "request head cannot be written",
-            );
-        };
+    /// Sends a request head written for `req`; its headers say how the body (if any) follows.
+    pub async fn send_head(&mut self, wire: &[u8], req: &RequestHeader) -> Result<()> {
         self.head_request = req.method == http::Method::HEAD;
         self.send = if head::chunked(&req.headers) {
             Send::Chunked
@@ -187,7 +181,7 @@ impl Upstream {
         } else {
             Send::None
         };
-        self.write(&wire).await
+        self.write(wire).await
     }
 
     /// Sends one piece of the request body (or, in a tunnel, any bytes).
@@ -214,43 +208,37 @@ impl Upstream {
 
     /// Reads until a final response head has arrived (1xx other than 101 are skipped).
     pub async fn read_header(&mut self) -> Result<()> {
-        let mut buf = BytesMut::new();
+        // A head that came in one read is parsed where it lies; one in pieces is gathered
+        // first, and parsed once its end is in.
+        let mut got = Bytes::new();
+        let mut pieces = BytesMut::new();
         loop {
-            match head::parse_response(&buf) {
-                Err(e) => {
-                    return Error::e_because(
-                        ErrorType::InvalidHTTPHeader,
-                        "upstream response head",
-                        e,
-                    )
-                }
-                Ok(Some((mut resp, len))) => {
-                    let rest = buf.split_off(len).freeze();
-                    let status = resp.status.as_u16();
-                    if (100..200).contains(&status) && status != 101 {
-                        buf = BytesMut::from(&rest[..]);
-                        continue;
+            if !got.is_empty() {
+                match head::parse_response(&got) {
+                    Err(e) => {
+                        return Error::e_because(
+                            ErrorType::InvalidHTTPHeader,
+                            "upstream response head",
+                            e,
+                        )
                     }
-                    let framing = if status == 101 {
-                        Framing::UntilClose
-                    } else {
-                        head::response_framing(&mut resp, self.head_request)
-                            .or_err(ErrorType::InvalidHTTPHeader, "upstream response framing")?
-                    };
-                    self.decoder = Some(Decoder::new(framing));
-                    self.response = Some(resp);
-                    if !rest.is_empty() {
-                        self.early = Some(rest);
+                    Ok(Some((resp, len))) => {
+                        let rest = got.slice(len..);
+                        let status = resp.status.as_u16();
+                        if (100..200).contains(&status) && status != 101 {
+                            got = rest;
+                            continue;
+                        }
+                        return self.start_body(resp, rest);
                     }
-                    return Ok(());
+                    Ok(None) => pieces.extend_from_slice(&std::mem::take(&mut got)),
                 }
-                Ok(None) if buf.len() >= MAX_RESPONSE_HEAD => {
-                    return Error::e_explain(
-                        ErrorType::InvalidHTTPHeader,
-                        "upstream response head too large",
-                    )
-                }
-                Ok(None) => {}
+            }
+            if pieces.len() >= MAX_RESPONSE_HEAD {
+                return Error::e_explain(
+                    ErrorType::InvalidHTTPHeader,
+                    "upstream response head too large",
+                );
             }
             let more = self.read_some().await?;
             self.answered |= !more.is_empty();
@@ -260,8 +248,32 @@ impl Upstream {
                     "upstream closed before its response head",
                 );
             }
-            buf.extend_from_slice(&more);
+            if pieces.is_empty() {
+                got = more;
+            } else {
+                let from = head::resume_at(pieces.len());
+                pieces.extend_from_slice(&more);
+                if head::head_end(&pieces, from).is_some() {
+                    got = pieces.split().freeze();
+                }
+            }
         }
+    }
+
+    /// Sets up the body decoder for a final response head; `rest` was read past it.
+    fn start_body(&mut self, mut resp: ResponseHeader, rest: Bytes) -> Result<()> {
+        let framing = if resp.status.as_u16() == 101 {
+            Framing::UntilClose
+        } else {
+            head::response_framing(&mut resp, self.head_request)
+                .or_err(ErrorType::InvalidHTTPHeader, "upstream response framing")?
+        };
+        self.decoder = Some(Decoder::new(framing));
+        self.response = Some(resp);
+        if !rest.is_empty() {
+            self.early = Some(rest);
+        }
+        Ok(())
     }
 
     /// Takes the response head, once read, to pass it on.
@@ -512,6 +524,12 @@ mod tests {
         (addr, h)
     }
 
+    async fn send(up: &mut Upstream, req: &RequestHeader) {
+        let wire =
+            pingora::protocols::http::v1::client::http_req_header_to_wire(req).expect("wire");
+        up.send_head(&wire, req).await.expect("send");
+    }
+
     async fn body(up: &mut Upstream) -> Vec<u8> {
         let mut all = Vec::new();
         while let Some(b) = up.read_body().await.expect("body") {
@@ -527,7 +545,7 @@ mod tests {
         let pool = IdlePool::new(W);
         let mut up = pool.get(addr, W, W).await.expect("connect");
         let req = RequestHeader::build("GET", b"/s", None).expect("req");
-        up.send_header(&req).await.expect("send");
+        send(&mut up, &req).await;
         up.read_header().await.expect("head");
         assert_eq!(up.take_response().map(|r| r.status.as_u16()), Some(200));
         assert_eq!(body(&mut up).await, b"hello");
@@ -546,7 +564,7 @@ mod tests {
         let pool = IdlePool::new(W);
         let mut up = pool.get(addr, W, W).await.expect("connect");
         let req = RequestHeader::build("GET", b"/", None).expect("req");
-        up.send_header(&req).await.expect("send");
+        send(&mut up, &req).await;
         up.read_header().await.expect("head");
         assert_eq!(body(&mut up).await, b"ok");
         pool.put(up);
@@ -562,7 +580,7 @@ mod tests {
         let (addr, _h) = server(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc").await;
         let mut up = Upstream::connect(addr, W, W).await.expect("connect");
         let req = RequestHeader::build("GET", b"/", None).expect("req");
-        up.send_header(&req).await.expect("send");
+        send(&mut up, &req).await;
         up.read_header().await.expect("head");
         assert_eq!(
             up.read_body().await.expect("abc").as_deref(),
@@ -572,7 +590,7 @@ mod tests {
 
         let (addr, _h) = server(b"HTTP/1.1 200 OK\r\n\r\nuntil|close").await;
         let mut up = Upstream::connect(addr, W, W).await.expect("connect");
-        up.send_header(&req).await.expect("send");
+        send(&mut up, &req).await;
         up.read_header().await.expect("head");
         assert_eq!(body(&mut up).await, b"untilclose");
         assert!(!up.reusable());
@@ -589,7 +607,7 @@ mod tests {
         let (addr, _h) = server(b"NOT HTTP AT ALL\r\n\r\n").await;
         let mut up = Upstream::connect(addr, W, W).await.expect("connect");
         let req = RequestHeader::build("GET", b"/", None).expect("req");
-        up.send_header(&req).await.expect("send");
+        send(&mut up, &req).await;
         let e = up.read_header().await.expect_err("garbage");
         assert_eq!(e.etype(), &ErrorType::InvalidHTTPHeader);
     }

@@ -21,9 +21,9 @@ use std::net::SocketAddr;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use pingora::prelude::HttpPeer;
-use pingora::{Error, ErrorType, Result};
+use pingora::{Error, ErrorType, OrErr, Result};
 
 use crate::config::Route;
 use crate::h1::upstream::Upstream;
@@ -359,12 +359,18 @@ impl<D: Downstream> Relay<'_, D> {
         trusted: &[ipnet::IpNet],
         sent: &mut Sent,
     ) -> std::result::Result<(), Stop> {
-        let mut req = self.session.req_header().clone();
-        headers::upstream_request(&mut req, self.mode.upgrade);
+        let req = self.session.req_header();
         let peer = self.session.peer_ip().unwrap_or(self.ctx.client);
-        headers::set_forwarded(&mut req, peer, self.session.is_tls(), trusted);
-        upstream.send_header(&req).await.map_err(up)?;
-        drop(req);
+        let fwd = headers::Forwarded::new(&req.headers, peer, self.session.is_tls(), trusted);
+        let how = headers::upstream::Outbound {
+            upgrade: self.mode.upgrade,
+            identity: self.mode.stream_route,
+        };
+        let mut head = BytesMut::with_capacity(512);
+        headers::upstream::write_head(req, how, &fwd, &mut head)
+            .or_err(ErrorType::InvalidHTTPHeader, "upstream request head")
+            .map_err(up)?;
+        upstream.send_head(&head, req).await.map_err(up)?;
         if sent.started {
             for chunk in sent.body.clone() {
                 upstream.send_body(chunk).await.map_err(up)?;

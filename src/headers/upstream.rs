@@ -1,0 +1,227 @@
+//! The request head the relay sends upstream, written in one pass from the client's request:
+//! hop-by-hop headers left out (an upgrade keeps `Upgrade` and says `Connection: upgrade`),
+//! the target as sent (origin-form for HTTP/2), `Host` kept (or taken from an HTTP/2
+//! authority), the forwarding headers, and on streams no `Accept-Encoding`, so that a backend
+//! middleware does not gzip the stream into one late burst. The client's request itself is
+//! neither copied nor changed.
+
+use bytes::{BufMut, BytesMut};
+use http::header::{self, HeaderValue};
+use pingora_http::{HeaderNameVariant, RequestHeader};
+
+use super::forwarded::Forwarded;
+use super::is_hop;
+
+/// How a request goes upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outbound {
+    /// The request asks to switch protocols, and the route relays that.
+    pub upgrade: bool,
+    /// Leave `Accept-Encoding` out (stream routes).
+    pub identity: bool,
+}
+
+/// A request target that cannot be written on a request line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadTarget;
+
+impl std::fmt::Display for BadTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("request target cannot be written")
+    }
+}
+
+impl std::error::Error for BadTarget {}
+
+/// The target on the upstream's request line: origin-form for a request that carried a
+/// scheme (HTTP/2), else the bytes the client sent.
+fn target(req: &RequestHeader) -> &[u8] {
+    if req.uri.scheme().is_some() {
+        return req
+            .uri
+            .path_and_query()
+            .map_or(b"/", |pq| pq.as_str().as_bytes());
+    }
+    req.raw_path()
+}
+
+fn line(out: &mut BytesMut, name: &[u8], value: &[u8]) {
+    out.put_slice(name);
+    out.put_slice(b": ");
+    out.put_slice(value);
+    out.put_slice(b"\r\n");
+}
+
+/// Writes the upstream request head for `req` to `out` (HTTP/1.1, ending in the empty line).
+pub fn write_head(
+    req: &RequestHeader,
+    how: Outbound,
+    fwd: &Forwarded,
+    out: &mut BytesMut,
+) -> Result<(), BadTarget> {
+    let target = target(req);
+    if target.is_empty() || target.iter().any(|b| matches!(b, b' ' | b'\r' | b'\n' | 0)) {
+        return Err(BadTarget);
+    }
+    out.put_slice(req.method.as_str().as_bytes());
+    out.put_u8(b' ');
+    out.put_slice(target);
+    out.put_slice(b" HTTP/1.1\r\n");
+    let connection = req.headers.get_all(header::CONNECTION);
+    let protocol = how
+        .upgrade
+        .then(|| req.headers.get(header::UPGRADE))
+        .flatten();
+    let mut host = false;
+    let mut copy = |name: &[u8], value: &HeaderValue| {
+        if is_hop(name, &connection)
+            || fwd.replaces(name)
+            || (how.identity && protocol.is_none() && name.eq_ignore_ascii_case(b"accept-encoding"))
+        {
+            return Ok(());
+        }
+        host |= name.eq_ignore_ascii_case(b"host");
+        line(out, name, value.as_bytes());
+        Ok(())
+    };
+    // `map` visits every header once, in order, with the case it arrived in.
+    let _ = req.map(|name, value| match name {
+        HeaderNameVariant::Case(n) => copy(n.as_slice(), value),
+        HeaderNameVariant::Titled(n) => copy(n.as_bytes(), value),
+    });
+    if !host {
+        if let Some(auth) = req.uri.authority() {
+            line(out, b"Host", auth.as_str().as_bytes());
+        }
+    }
+    if let Some(p) = protocol {
+        line(out, b"Upgrade", p.as_bytes());
+        line(out, b"Connection", b"upgrade");
+    }
+    fwd.write(out);
+    out.put_slice(b"\r\n");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req_with(headers: &[(&str, &str)]) -> RequestHeader {
+        let mut r = RequestHeader::build("GET", b"/x?q=%20", None).unwrap();
+        for (k, v) in headers {
+            r.append_header(k.to_string(), *v).unwrap();
+        }
+        r
+    }
+
+    const PLAIN: Outbound = Outbound {
+        upgrade: false,
+        identity: false,
+    };
+    const STREAM: Outbound = Outbound {
+        upgrade: false,
+        identity: true,
+    };
+
+    /// The head written for `r`, with the forwarding headers of an untrusted peer cut off.
+    fn head(r: &RequestHeader, how: Outbound) -> String {
+        let fwd = Forwarded::new(&r.headers, "192.0.2.1".parse().unwrap(), false, &[]);
+        let mut out = BytesMut::new();
+        write_head(r, how, &fwd, &mut out).expect("writes");
+        let text = String::from_utf8(out.to_vec()).expect("text");
+        let tail = "x-forwarded-for: 192.0.2.1\r\nx-forwarded-proto: http\r\n\
+                    x-real-ip: 192.0.2.1\r\n\r\n";
+        text.strip_suffix(tail)
+            .expect("forwarding headers last")
+            .to_string()
+    }
+
+    #[test]
+    fn headers_keep_their_case_and_order() {
+        let r = req_with(&[("Host", "app"), ("X-Mixed", "1"), ("accept", "*/*")]);
+        assert_eq!(
+            head(&r, PLAIN),
+            "GET /x?q=%20 HTTP/1.1\r\nHost: app\r\nX-Mixed: 1\r\naccept: */*\r\n"
+        );
+    }
+
+    #[test]
+    fn framing_and_host_survive_being_named_in_connection() {
+        let r = req_with(&[
+            (
+                "connection",
+                "content-length, Host, transfer-encoding, x-other",
+            ),
+            ("content-length", "5"),
+            ("host", "app"),
+            ("x-other", "1"),
+        ]);
+        assert_eq!(
+            head(&r, PLAIN),
+            "GET /x?q=%20 HTTP/1.1\r\ncontent-length: 5\r\nhost: app\r\n"
+        );
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_listed_are_left_out() {
+        let r = req_with(&[
+            ("Connection", "keep-alive, X-Secret"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret", "1"),
+            ("te", "trailers"),
+            ("Proxy-Authorization", "basic x"),
+            ("accept-encoding", "gzip"),
+            ("x-keep", "1"),
+            ("X-Forwarded-For", "6.6.6.6"),
+            ("x-real-ip", "6.6.6.6"),
+        ]);
+        assert_eq!(head(&r, STREAM), "GET /x?q=%20 HTTP/1.1\r\nx-keep: 1\r\n");
+        // Only streams lose Accept-Encoding: a plain page may still be compressed.
+        assert_eq!(
+            head(&r, PLAIN),
+            "GET /x?q=%20 HTTP/1.1\r\naccept-encoding: gzip\r\nx-keep: 1\r\n"
+        );
+    }
+
+    #[test]
+    fn upgrade_keeps_the_protocol_switch() {
+        let r = req_with(&[
+            ("connection", "Upgrade"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-key", "k"),
+        ]);
+        let up = Outbound {
+            upgrade: true,
+            identity: true,
+        };
+        assert_eq!(
+            head(&r, up),
+            "GET /x?q=%20 HTTP/1.1\r\nsec-websocket-key: k\r\nUpgrade: websocket\r\n\
+             Connection: upgrade\r\n"
+        );
+        // Without the switch, Upgrade is just another hop-by-hop header.
+        assert_eq!(
+            head(&r, STREAM),
+            "GET /x?q=%20 HTTP/1.1\r\nsec-websocket-key: k\r\n"
+        );
+    }
+
+    #[test]
+    fn h2_authority_becomes_host_and_origin_form() {
+        // An HTTP/2 request carries the authority in its URI, not in a Host header.
+        let mut r = RequestHeader::build_no_case("POST", b"/", None).unwrap();
+        r.set_uri("https://chat.example/api/x?y=1".parse().unwrap());
+        r.insert_header("content-type", "application/json").unwrap();
+        assert_eq!(
+            head(&r, PLAIN),
+            "POST /api/x?y=1 HTTP/1.1\r\nContent-Type: application/json\r\nHost: chat.example\r\n"
+        );
+    }
+
+    #[test]
+    fn absolute_form_goes_as_sent() {
+        let r = RequestHeader::build("GET", b"http://app/x", None).unwrap();
+        assert_eq!(head(&r, PLAIN), "GET http://app/x HTTP/1.1\r\n");
+    }
+}
