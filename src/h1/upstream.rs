@@ -53,8 +53,6 @@ pub struct Upstream {
     ready: VecDeque<Bytes>,
     eof: bool,
     tunnel: bool,
-    /// The upstream sent more while the last piece was read: keep reading without waiting.
-    busy: bool,
     /// The connection came from the idle pool.
     reused: bool,
     /// Any byte of a response has arrived.
@@ -71,31 +69,19 @@ thread_local! {
     static READ_BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; READ_SIZE].into_boxed_slice());
 }
 
-/// What a read without waiting found.
-struct ReadNow {
-    /// The bytes, or `None` if there were none yet.
-    bytes: Option<Bytes>,
-    /// Whether the socket was actually asked (tokio knew it was not ready otherwise).
-    asked: bool,
-}
-
-/// Reads whatever the socket has now, without waiting.
+/// Reads whatever the socket has now, without waiting: `None` if nothing is there.
 ///
-/// With `short_drains`, a read that comes back short is taken to have drained the socket and
-/// tells tokio so (the closure's `WouldBlock` clears the readiness it saw, and only that: an
-/// arrival since is kept). On a paced stream that saves the second read per event that would
-/// only have said "nothing more"; on a busy one the caller keeps reading instead.
-fn try_read_now(sock: &TcpStream, short_drains: bool) -> io::Result<ReadNow> {
-    let mut now = ReadNow {
-        bytes: None,
-        asked: false,
-    };
+/// A read that comes back short is taken to have drained the socket and tells tokio so (the
+/// closure's `WouldBlock` clears the readiness it saw, and only that: an arrival since is
+/// kept). So the read after it waits for the next arrival instead of asking the socket
+/// again: one `recv` per arrival, not two.
+fn try_read_now(sock: &TcpStream) -> io::Result<Option<Bytes>> {
+    let mut got = None;
     let read = sock.try_io(Interest::READABLE, || {
-        now.asked = true;
         READ_BUF.with_borrow_mut(|buf| {
             let n = (&*SockRef::from(sock)).read(buf)?;
-            now.bytes = Some(Bytes::copy_from_slice(&buf[..n]));
-            if short_drains && n > 0 && n < buf.len() {
+            got = Some(Bytes::copy_from_slice(&buf[..n]));
+            if n > 0 && n < buf.len() {
                 Err(io::ErrorKind::WouldBlock.into())
             } else {
                 Ok(())
@@ -103,8 +89,8 @@ fn try_read_now(sock: &TcpStream, short_drains: bool) -> io::Result<ReadNow> {
         })
     });
     match read {
-        Ok(()) => Ok(now),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(now),
+        Ok(()) => Ok(got),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(got),
         Err(e) => Err(e),
     }
 }
@@ -146,7 +132,6 @@ impl Upstream {
             ready: VecDeque::new(),
             eof: false,
             tunnel: false,
-            busy: false,
             reused: false,
             answered: false,
         }
@@ -287,9 +272,9 @@ impl Upstream {
                 .readable()
                 .await
                 .or_err(ErrorType::ReadError, "reading from the upstream")?;
-            let now = try_read_now(&self.sock, !self.busy)
+            let now = try_read_now(&self.sock)
                 .or_err(ErrorType::ReadError, "reading from the upstream")?;
-            if let Some(b) = now.bytes {
+            if let Some(b) = now {
                 return Ok(b);
             }
         }
@@ -344,16 +329,9 @@ impl Upstream {
             if let Some(piece) = self.buffered() {
                 return Some(piece);
             }
-            match try_read_now(&self.sock, false) {
-                Ok(ReadNow { bytes: None, asked }) => {
-                    // Asked and found nothing: the stream is paced, not busy.
-                    self.busy &= !asked;
-                    return None;
-                }
-                Ok(ReadNow {
-                    bytes: Some(read), ..
-                }) => {
-                    self.busy = true;
+            match try_read_now(&self.sock) {
+                Ok(None) => return None,
+                Ok(Some(read)) => {
                     if let Err(e) = self.decode(read) {
                         return Some(Err(e));
                     }

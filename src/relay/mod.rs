@@ -49,8 +49,9 @@ pub fn peer(
     peer
 }
 
-/// Most upstream chunks written to the client in one go.
-const MAX_BATCH: usize = 32;
+/// Most upstream bytes written to the client in one go (as much as two full reads): a
+/// busy stream's small events go out in few writes, and one stream cannot hog its thread.
+const MAX_BATCH_BYTES: usize = 32 * 1024;
 
 /// Whether an upstream error is what a server closing an idle connection looks like (a
 /// timeout is not: that server is slow, and would get the request twice).
@@ -250,11 +251,15 @@ impl<D: Downstream> Relay<'_, D> {
             };
             // Chunks the upstream already sent go out together, in one write and one flush
             // (as Pingora's pipeline does): per-chunk writes cost a syscall per event.
+            let mut size = first.len();
             let mut batch = vec![first];
             let mut quiet = false;
-            while batch.len() < MAX_BATCH {
+            while size < MAX_BATCH_BYTES {
                 match upstream.read_body_now() {
-                    Some(Ok(Some(chunk))) => batch.push(chunk),
+                    Some(Ok(Some(chunk))) => {
+                        size += chunk.len();
+                        batch.push(chunk);
+                    }
                     Some(Ok(None)) => {
                         ended = true;
                         break;
