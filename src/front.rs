@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use http::{header, Method, Version};
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
 use pingora::protocols::http::ServerSession;
@@ -30,12 +30,11 @@ use pingora::server::ShutdownWatch;
 use pingora::{Error, ErrorType};
 use pingora_http::RequestHeader;
 use pingora_proxy::HttpProxy;
-use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 
 use crate::h1::body::Framing;
 use crate::h1::downstream::Client;
-use crate::h1::head;
+use crate::h1::{head, scratch};
 use crate::proxy::{self, Gateway, RequestCtx};
 use crate::proxy::{CLIENT_KEEPALIVE_SECS, CLIENT_READ_TIMEOUT, CLIENT_WRITE_TIMEOUT};
 use crate::relay::Downstream;
@@ -46,8 +45,6 @@ use crate::site::Shared;
 const FIRST_HEAD_WAIT: Duration = Duration::from_secs(60);
 /// Largest request head read here (Pingora's limit: a larger one goes to Pingora to refuse).
 const MAX_HEAD: usize = 1_048_575;
-/// How much room each read of a head makes.
-const HEAD_READ: usize = 4096;
 
 /// The proxy's server app: ssegate's lean path in front of Pingora's pipeline.
 pub struct Front {
@@ -76,18 +73,30 @@ impl Front {
                 return;
             };
             idle = Duration::from_secs(CLIENT_KEEPALIVE_SECS);
-            if let Some((req, body_len)) = self.lean_request(&buf[..end]) {
-                let _ = buf.split_to(end);
-                if buf.is_empty() {
-                    // The head's buffer is not kept for the stream's whole life.
-                    buf = BytesMut::new();
-                }
+            // The request's header values are slices of its head for its whole life: the head
+            // is taken as it was read when nothing came after it, else copied, so that a body
+            // or a next request read with it is not kept too.
+            let head = if buf.len() == end {
+                buf.split().freeze()
+            } else {
+                let head = Bytes::copy_from_slice(&buf[..end]);
+                buf.advance(end);
+                head
+            };
+            if buf.is_empty() {
+                buf = BytesMut::new();
+            }
+            if let Some((req, body_len)) = self.lean_request(&head) {
                 let reuse = self.serve_lean(&mut io, &mut buf, req, body_len, shutdown);
                 if !Box::pin(reuse).await {
                     return;
                 }
             } else {
-                let replay = Replay::new(io, buf.split());
+                // Pingora reads the head again, then whatever followed it.
+                let mut again = BytesMut::with_capacity(head.len() + buf.len());
+                again.extend_from_slice(&head);
+                again.extend_from_slice(&buf);
+                let replay = Replay::new(io, again);
                 let mut session = ServerSession::new_http1(Box::new(replay));
                 // No keepalive once shutting down; `early_request_filter` bounds it otherwise.
                 session.set_keepalive((!*shutdown.borrow()).then_some(CLIENT_KEEPALIVE_SECS));
@@ -113,10 +122,8 @@ impl Front {
     /// The request head and body length if the lean path can serve this request: plain
     /// HTTP/1.1 (origin-form target, not HEAD or CONNECT, no upgrade, no `Expect`, at most
     /// 64 header lines) with a body of a clear length. Pingora's pipeline serves the rest.
-    fn lean_request(&self, head: &[u8]) -> Option<(RequestHeader, u64)> {
-        // One exact copy: the request's header values are slices of it for its whole life,
-        // and the connection's read buffer is not kept with them.
-        let req = head::parse_request(&Bytes::copy_from_slice(head)).ok()?;
+    fn lean_request(&self, head: &Bytes) -> Option<(RequestHeader, u64)> {
+        let req = head::parse_request(head).ok()?;
         let plain = req.version == Version::HTTP_11
             && req.raw_path().starts_with(b"/")
             && !matches!(req.method, Method::HEAD | Method::CONNECT)
@@ -263,8 +270,7 @@ async fn read_head(
         }
         scanned = head::resume_at(buf.len());
         let wait = deadline.map_or(idle, |d| d.saturating_duration_since(Instant::now()));
-        buf.reserve(HEAD_READ);
-        match tokio::time::timeout(wait, io.read_buf(buf)).await {
+        match tokio::time::timeout(wait, scratch::read_append(io, scratch::SIZE, buf)).await {
             Ok(Ok(n)) if n > 0 => {
                 deadline.get_or_insert_with(|| Instant::now() + limit);
             }

@@ -15,10 +15,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::body::{encode_chunks, LAST_CHUNK};
 use super::head::{chunked, response_to_wire};
+use super::scratch;
 use crate::relay::Downstream;
-
-/// Largest single read of a request body.
-const READ_SIZE: u64 = 16 * 1024;
 
 /// One request on a client connection.
 pub struct Client<'a> {
@@ -109,11 +107,11 @@ impl<'a> Client<'a> {
     }
 
     async fn read_into(&mut self, max: u64) -> Result<Bytes> {
-        let mut b = BytesMut::with_capacity(max as usize);
-        match tokio::time::timeout(self.read_timeout, self.io.read_buf(&mut b)).await {
+        let max = usize::try_from(max).unwrap_or(usize::MAX);
+        match tokio::time::timeout(self.read_timeout, scratch::read(&mut *self.io, max)).await {
             Err(_) => Error::e_explain(ErrorType::ReadTimedout, "reading from the client"),
             Ok(Err(e)) => Error::e_because(ErrorType::ReadError, "reading from the client", e),
-            Ok(Ok(_)) => Ok(b.freeze()),
+            Ok(Ok(b)) => Ok(b),
         }
     }
 }
@@ -207,7 +205,7 @@ impl Downstream for Client<'_> {
             return Ok(None);
         }
         let piece = if self.buf.is_empty() {
-            let piece = self.read_into(self.body_left.min(READ_SIZE)).await?;
+            let piece = self.read_into(self.body_left).await?;
             if piece.is_empty() {
                 return Error::e_explain(ErrorType::ConnectionClosed, "client closed mid-body");
             }
@@ -248,12 +246,9 @@ impl Downstream for Client<'_> {
             return Ok(Some(self.buf.split().freeze()));
         }
         // No read timeout here: a tunnel has its own idle clock.
-        let mut b = BytesMut::with_capacity(READ_SIZE as usize);
-        let n = self
-            .io
-            .read_buf(&mut b)
+        let b = scratch::read(&mut *self.io, scratch::SIZE)
             .await
             .or_err(ErrorType::ReadError, "reading from the client")?;
-        Ok((n > 0).then(|| b.freeze()))
+        Ok((!b.is_empty()).then_some(b))
     }
 }

@@ -57,9 +57,10 @@ fn version(v: Option<u8>) -> Version {
     }
 }
 
-/// Room for the headers a head gains on its way (forwarding, framing, SSE, `Date`), so that
-/// adding them does not grow its maps.
-const ROOM: usize = 6;
+/// Room for the headers a response head gains on its way (framing, SSE), so that adding
+/// them does not grow its maps. A request head gains none (the upstream's copy is written
+/// straight to the wire), and it is kept for the stream's life: its maps are exact.
+const ROOM: usize = 4;
 
 /// Parses a complete request head (header names keep their case on the way out). Names and
 /// values are slices of `head`, not copies.
@@ -74,7 +75,7 @@ pub fn parse_request(head: &Bytes) -> Result<RequestHeader, BadHead> {
     let (Some(method), Some(path)) = (req.method, req.path) else {
         return Err(bad("no request line"));
     };
-    let mut out = RequestHeader::build(method, path.as_bytes(), Some(req.headers.len() + ROOM))
+    let mut out = RequestHeader::build(method, path.as_bytes(), Some(req.headers.len()))
         .map_err(|e| bad(e.etype().as_str()))?;
     out.set_version(version(req.version));
     for h in req.headers.iter() {

@@ -1,11 +1,13 @@
-//! ssegate's own lean HTTP/1.1, for stream routes.
+//! ssegate's own lean HTTP/1.1, for plain HTTP/1.1 requests on any route.
 //!
 //! Pingora's general machinery parks about 60 KiB per open stream (its request pipeline's
-//! futures, a 64 KiB upstream body buffer: bench/MEMORY.md). A stream route needs far less:
-//! read a head, relay a body, write chunks. These modules do just that, as plain parsers
-//! ([`head`], [`body`]) under two small connection types ([`downstream`], [`upstream`]).
+//! futures, a 64 KiB upstream body buffer: bench/MEMORY.md). A relayed request needs far
+//! less: read a head, relay a body, write chunks. These modules do just that, as plain
+//! parsers ([`head`], [`body`]) under two small connection types ([`downstream`],
+//! [`upstream`]) that read through one buffer per thread ([`scratch`]).
 
 pub mod body;
 pub mod downstream;
 pub mod head;
+pub mod scratch;
 pub mod upstream;

@@ -20,12 +20,10 @@ use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 
 use super::body::{encode_chunks, Decoder, Framing, LAST_CHUNK};
-use super::head;
+use super::{head, scratch};
 
 /// Largest response head accepted from an upstream.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
-/// Largest single read from an upstream.
-const READ_SIZE: usize = 16 * 1024;
 /// Most idle connections kept per upstream address, per worker thread.
 const MAX_IDLE_PER_ADDR: usize = 128;
 
@@ -63,12 +61,6 @@ fn io_err(kind: ErrorType, what: &'static str, e: io::Error) -> Box<Error> {
     Error::because(kind, what, e)
 }
 
-thread_local! {
-    /// One read buffer per thread: a read copies out exactly what arrived, so no stream keeps
-    /// a buffer of its own while it waits.
-    static READ_BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; READ_SIZE].into_boxed_slice());
-}
-
 /// Reads whatever the socket has now, without waiting: `None` if nothing is there.
 ///
 /// A read that comes back short is taken to have drained the socket and tells tokio so (the
@@ -78,7 +70,7 @@ thread_local! {
 fn try_read_now(sock: &TcpStream) -> io::Result<Option<Bytes>> {
     let mut got = None;
     let read = sock.try_io(Interest::READABLE, || {
-        READ_BUF.with_borrow_mut(|buf| {
+        scratch::with(|buf| {
             let n = (&*SockRef::from(sock)).read(buf)?;
             got = Some(Bytes::copy_from_slice(&buf[..n]));
             if n > 0 && n < buf.len() {

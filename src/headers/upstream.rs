@@ -224,4 +224,88 @@ mod tests {
         let r = RequestHeader::build("GET", b"http://app/x", None).unwrap();
         assert_eq!(head(&r, PLAIN), "GET http://app/x HTTP/1.1\r\n");
     }
+
+    /// Header names a client might send: hop-by-hop ones, forwarding ones, ones a
+    /// `Connection` value may name, and plain ones, in mixed case.
+    const NAMES: &[&str] = &[
+        "Host",
+        "accept",
+        "Accept-Encoding",
+        "keep-alive",
+        "TE",
+        "Upgrade",
+        "x-a",
+        "X-B",
+        "x-forwarded-for",
+        "X-Real-IP",
+        "content-length",
+        "Proxy-Authorization",
+        "Trailer",
+    ];
+
+    proptest::proptest! {
+        /// Whatever the client sends, the upstream gets one well-formed head with the same
+        /// end-to-end headers, each in its case and each name's lines in their order, and no
+        /// hop-by-hop ones.
+        #[test]
+        fn the_head_is_the_request_less_its_hops(
+            lines in proptest::collection::vec((0..NAMES.len(), "[ -~]{0,12}"), 0..12),
+            named in proptest::collection::vec(0..NAMES.len(), 0..3),
+            identity in proptest::bool::ANY,
+        ) {
+            let mut wire = b"GET /p HTTP/1.1\r\n".to_vec();
+            if !named.is_empty() {
+                let list: Vec<&str> = named.iter().map(|&i| NAMES[i]).collect();
+                wire.extend_from_slice(format!("Connection: {}\r\n", list.join(", ")).as_bytes());
+            }
+            for (i, value) in &lines {
+                wire.extend_from_slice(format!("{}: {}\r\n", NAMES[*i], value.trim()).as_bytes());
+            }
+            wire.extend_from_slice(b"\r\n");
+            let Ok(req) = crate::h1::head::parse_request(&bytes::Bytes::from(wire)) else {
+                return Ok(());
+            };
+            let how = Outbound { upgrade: false, identity };
+            let fwd = Forwarded::new(&req.headers, "192.0.2.1".parse().unwrap(), false, &[]);
+            let mut out = BytesMut::new();
+            write_head(&req, how, &fwd, &mut out).expect("writes");
+
+            let mut slots = [httparse::EMPTY_HEADER; 64];
+            let mut parsed = httparse::Request::new(&mut slots);
+            let end = parsed.parse(&out).expect("parses");
+            proptest::prop_assert_eq!(end, httparse::Status::Complete(out.len()));
+            let got: Vec<(String, Vec<u8>)> = parsed
+                .headers
+                .iter()
+                .map(|h| (h.name.to_string(), h.value.to_vec()))
+                .collect();
+            // What should pass: every line but the hop-by-hop and forwarding ones.
+            let hop = |n: &str| {
+                let n = n.to_ascii_lowercase();
+                ["connection", "keep-alive", "te", "upgrade", "proxy-authorization", "trailer"]
+                    .contains(&n.as_str())
+                    || (named.iter().any(|&i| NAMES[i].eq_ignore_ascii_case(&n))
+                        && !["content-length", "host"].contains(&n.as_str()))
+                    || n.starts_with("x-forwarded") || n == "x-real-ip"
+                    || (identity && n == "accept-encoding")
+            };
+            let passed: Vec<(String, Vec<u8>)> = lines
+                .iter()
+                .filter(|(i, _)| !hop(NAMES[*i]))
+                .map(|(i, v)| (NAMES[*i].to_string(), v.trim().as_bytes().to_vec()))
+                .collect();
+            // A header map keeps the lines of one name together, in their order, at the place
+            // of that name's first line (the order of different names carries no meaning).
+            let mut want: Vec<(String, Vec<u8>)> = Vec::new();
+            for (name, _) in &passed {
+                if want.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+                    continue;
+                }
+                want.extend(passed.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).cloned());
+            }
+            proptest::prop_assert_eq!(&got[..want.len()], &want[..]);
+            let tail: Vec<&str> = got[want.len()..].iter().map(|(n, _)| n.as_str()).collect();
+            proptest::prop_assert_eq!(tail, vec!["x-forwarded-for", "x-forwarded-proto", "x-real-ip"]);
+        }
+    }
 }
