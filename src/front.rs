@@ -174,7 +174,8 @@ impl Front {
                 req.method,
                 String::from_utf8_lossy(req.raw_path())
             );
-            proxy::answer_failure(&mut client, e, &mut ctx).await;
+            // Boxed: rare, and inline it would enlarge every request's future.
+            Box::pin(proxy::answer_failure(&mut client, e, &mut ctx)).await;
         }
         proxy::record(
             &self.shared,

@@ -136,7 +136,9 @@ pub(crate) async fn admit<D: Downstream>(
     let req = session.req_header();
     let Some(index) = site.find(request_host(req), req.uri.path()) else {
         ctx.status = 404;
-        respond_plain(session, 404, "Not Found: no route", None).await?;
+        // Answers here are boxed: inline, their writes would enlarge every request's future,
+        // which a stream keeps for its whole life.
+        Box::pin(respond_plain(session, 404, "Not Found: no route", None)).await?;
         return Ok(true);
     };
     let peer = peer_ip(session);
@@ -156,7 +158,13 @@ pub(crate) async fn admit<D: Downstream>(
             }
             ctx.status = 429;
             let text = format!("Too Many Requests: {}", why.as_str());
-            respond_plain(session, 429, &text, Some(("retry-after", "1"))).await?;
+            Box::pin(respond_plain(
+                session,
+                429,
+                &text,
+                Some(("retry-after", "1")),
+            ))
+            .await?;
             return Ok(true);
         }
     }

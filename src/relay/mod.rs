@@ -130,7 +130,11 @@ pub(crate) async fn serve<D: Downstream>(
         timer: Box::pin(tokio::time::sleep(header_wait)),
     };
     if mode.early_headers {
-        relay.start_early().await.map_err(|e| e.into_down())?;
+        // Rare paths are boxed (here, the tunnel, the error event): inline, they would
+        // enlarge every relay's future, which a stream keeps for its whole life.
+        Box::pin(relay.start_early())
+            .await
+            .map_err(|e| e.into_down())?;
     }
     let result = relay.run(pool, &site.config.trusted_proxies).await;
     relay.conclude(result).await
@@ -242,7 +246,7 @@ impl<D: Downstream> Relay<'_, D> {
         drop(sent);
         self.forward_header(&mut upstream).await?;
         if self.ctx.status == 101 {
-            return self.tunnel(&mut upstream).await;
+            return Box::pin(self.tunnel(&mut upstream)).await;
         }
         let mut ended = false;
         while !ended {
@@ -595,7 +599,8 @@ impl<D: Downstream> Relay<'_, D> {
                     .is_some_and(|s| s.stats().bytes == 0)
                     && self.mode.early_headers;
                 if early_unanswered {
-                    return self.error_event(e, end).await;
+                    // Boxed: rare, and its writes would otherwise enlarge every relay.
+                    return Box::pin(self.error_event(e, end)).await;
                 }
                 if let Some(s) = self.ctx.stream.as_mut() {
                     s.finish(end, status);
