@@ -51,6 +51,8 @@ pub struct Upstream {
     ready: VecDeque<Bytes>,
     eof: bool,
     tunnel: bool,
+    /// The upstream sent more while the last piece was read: keep reading without waiting.
+    busy: bool,
     /// The connection came from the idle pool.
     reused: bool,
     /// Any byte of a response has arrived.
@@ -61,19 +63,33 @@ fn io_err(kind: ErrorType, what: &'static str, e: io::Error) -> Box<Error> {
     Error::because(kind, what, e)
 }
 
-/// Reads whatever the socket has now, without waiting: `None` if nothing is there.
+/// What a read without waiting found.
+struct ReadNow {
+    /// The bytes, or `None` if there were none yet.
+    bytes: Option<Bytes>,
+    /// Whether the socket was actually asked (tokio knew it was not ready otherwise).
+    asked: bool,
+}
+
+/// Reads whatever the socket has now, without waiting.
 ///
-/// A read that comes back short is taken to have drained the socket and tells tokio so (the
-/// closure's `WouldBlock` clears the readiness it saw, and only that: an arrival since is
-/// kept). So the read after it waits for the next arrival instead of asking the socket
-/// again: one `recv` per arrival, not two.
-fn try_read_now(sock: &TcpStream) -> io::Result<Option<Bytes>> {
-    let mut got = None;
+/// With `short_drains`, a read that comes back short is taken to have drained the socket and
+/// tells tokio so (the closure's `WouldBlock` clears the readiness it saw, and only that: an
+/// arrival since is kept). On a paced stream that saves the second read per event that would
+/// only have said "nothing more". On a busy one the caller keeps reading instead: what came
+/// meanwhile is read at once, without a trip through the reactor (see `relay::MAX_BATCH` for
+/// what draining on every short read cost).
+fn try_read_now(sock: &TcpStream, short_drains: bool) -> io::Result<ReadNow> {
+    let mut now = ReadNow {
+        bytes: None,
+        asked: false,
+    };
     let read = sock.try_io(Interest::READABLE, || {
+        now.asked = true;
         scratch::with(|buf| {
             let n = (&*SockRef::from(sock)).read(buf)?;
-            got = Some(Bytes::copy_from_slice(&buf[..n]));
-            if n > 0 && n < buf.len() {
+            now.bytes = Some(Bytes::copy_from_slice(&buf[..n]));
+            if short_drains && n > 0 && n < buf.len() {
                 Err(io::ErrorKind::WouldBlock.into())
             } else {
                 Ok(())
@@ -81,8 +97,8 @@ fn try_read_now(sock: &TcpStream) -> io::Result<Option<Bytes>> {
         })
     });
     match read {
-        Ok(()) => Ok(got),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(got),
+        Ok(()) => Ok(now),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(now),
         Err(e) => Err(e),
     }
 }
@@ -124,6 +140,7 @@ impl Upstream {
             ready: VecDeque::new(),
             eof: false,
             tunnel: false,
+            busy: false,
             reused: false,
             answered: false,
         }
@@ -264,9 +281,9 @@ impl Upstream {
                 .readable()
                 .await
                 .or_err(ErrorType::ReadError, "reading from the upstream")?;
-            let now = try_read_now(&self.sock)
+            let now = try_read_now(&self.sock, !self.busy)
                 .or_err(ErrorType::ReadError, "reading from the upstream")?;
-            if let Some(b) = now {
+            if let Some(b) = now.bytes {
                 return Ok(b);
             }
         }
@@ -321,9 +338,16 @@ impl Upstream {
             if let Some(piece) = self.buffered() {
                 return Some(piece);
             }
-            match try_read_now(&self.sock) {
-                Ok(None) => return None,
-                Ok(Some(read)) => {
+            match try_read_now(&self.sock, false) {
+                Ok(ReadNow { bytes: None, asked }) => {
+                    // Asked and found nothing: the stream is paced, not busy.
+                    self.busy &= !asked;
+                    return None;
+                }
+                Ok(ReadNow {
+                    bytes: Some(read), ..
+                }) => {
+                    self.busy = true;
                     if let Err(e) = self.decode(read) {
                         return Some(Err(e));
                     }
