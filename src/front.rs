@@ -5,7 +5,7 @@
 //!   takes ssegate's lean path: an [`h1::downstream::Client`] under the
 //!   [`relay`](crate::relay), with ssegate's own upstream client. An open stream holds a few
 //!   KiB there, where Pingora's request pipeline parks about 40 (bench/MEMORY.md), and a
-//!   plain request takes less CPU (51 against 67 µs in the bench).
+//!   plain request takes less CPU than on the pipeline (README, "Performance against nginx").
 //! - Every other request goes to Pingora's pipeline over a [`Replay`] of the bytes read, and
 //!   the connection comes back here for its next request.
 //! - HTTP/2 connections go to Pingora whole.

@@ -179,6 +179,14 @@ pub fn response_framing(resp: &mut ResponseHeader, head_request: bool) -> Result
     Ok(Framing::UntilClose)
 }
 
+/// Writes one header line (`name: value` and CRLF).
+pub fn put_header_line(out: &mut BytesMut, name: &[u8], value: &[u8]) {
+    out.put_slice(name);
+    out.put_slice(b": ");
+    out.put_slice(value);
+    out.put_slice(b"\r\n");
+}
+
 /// Writes a response head (status line, headers, then the `extra` lines, empty line).
 pub fn response_to_wire(resp: &ResponseHeader, extra: &[(&str, &[u8])], out: &mut BytesMut) {
     out.put_slice(match resp.version {
@@ -193,10 +201,7 @@ pub fn response_to_wire(resp: &ResponseHeader, extra: &[(&str, &[u8])], out: &mu
     out.put_slice(b"\r\n");
     resp.header_to_h1_wire(out);
     for (name, value) in extra {
-        out.put_slice(name.as_bytes());
-        out.put_slice(b": ");
-        out.put_slice(value);
-        out.put_slice(b"\r\n");
+        put_header_line(out, name.as_bytes(), value);
     }
     out.put_slice(b"\r\n");
 }

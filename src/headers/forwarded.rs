@@ -4,10 +4,12 @@
 use std::io::Write;
 use std::net::IpAddr;
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use http::header::{HeaderMap, HeaderValue};
 use ipnet::IpNet;
 use pingora_http::RequestHeader;
+
+use crate::h1::head::put_header_line;
 
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
 const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
@@ -133,19 +135,12 @@ impl Forwarded {
 
     /// Writes them as HTTP/1 header lines.
     pub fn write(&self, out: &mut BytesMut) {
-        line(out, X_FORWARDED_FOR, &self.xff);
+        put_header_line(out, X_FORWARDED_FOR.as_bytes(), &self.xff);
         if let Some(proto) = self.proto {
-            line(out, X_FORWARDED_PROTO, proto);
+            put_header_line(out, X_FORWARDED_PROTO.as_bytes(), proto);
         }
-        line(out, X_REAL_IP, self.real_ip());
+        put_header_line(out, X_REAL_IP.as_bytes(), self.real_ip());
     }
-}
-
-fn line(out: &mut BytesMut, name: &str, value: &[u8]) {
-    out.put_slice(name.as_bytes());
-    out.put_slice(b": ");
-    out.put_slice(value);
-    out.put_slice(b"\r\n");
 }
 
 fn set(req: &mut RequestHeader, name: &'static str, value: &[u8]) {

@@ -11,6 +11,7 @@ use pingora_http::{HeaderNameVariant, RequestHeader};
 
 use super::forwarded::Forwarded;
 use super::is_hop;
+use crate::h1::head::put_header_line;
 
 /// How a request goes upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,13 +46,6 @@ fn target(req: &RequestHeader) -> &[u8] {
     req.raw_path()
 }
 
-fn line(out: &mut BytesMut, name: &[u8], value: &[u8]) {
-    out.put_slice(name);
-    out.put_slice(b": ");
-    out.put_slice(value);
-    out.put_slice(b"\r\n");
-}
-
 /// Writes the upstream request head for `req` to `out` (HTTP/1.1, ending in the empty line).
 pub fn write_head(
     req: &RequestHeader,
@@ -72,7 +66,6 @@ pub fn write_head(
         .upgrade
         .then(|| req.headers.get(header::UPGRADE))
         .flatten();
-    let mut host = false;
     let mut copy = |name: &[u8], value: &HeaderValue| {
         if is_hop(name, &connection)
             || fwd.replaces(name)
@@ -80,23 +73,24 @@ pub fn write_head(
         {
             return Ok(());
         }
-        host |= name.eq_ignore_ascii_case(b"host");
-        line(out, name, value.as_bytes());
+        put_header_line(out, name, value.as_bytes());
         Ok(())
     };
-    // `map` visits every header once, in order, with the case it arrived in.
+    // `map` visits every header line once, with the case it arrived in (the lines of one
+    // name together, in their order).
     let _ = req.map(|name, value| match name {
         HeaderNameVariant::Case(n) => copy(n.as_slice(), value),
         HeaderNameVariant::Titled(n) => copy(n.as_bytes(), value),
     });
-    if !host {
+    // `Host` is never hop-by-hop, so the client's went out above.
+    if !req.headers.contains_key(header::HOST) {
         if let Some(auth) = req.uri.authority() {
-            line(out, b"Host", auth.as_str().as_bytes());
+            put_header_line(out, b"Host", auth.as_str().as_bytes());
         }
     }
     if let Some(p) = protocol {
-        line(out, b"Upgrade", p.as_bytes());
-        line(out, b"Connection", b"upgrade");
+        put_header_line(out, b"Upgrade", p.as_bytes());
+        put_header_line(out, b"Connection", b"upgrade");
     }
     fwd.write(out);
     out.put_slice(b"\r\n");

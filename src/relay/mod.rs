@@ -379,8 +379,8 @@ impl<D: Downstream> Relay<'_, D> {
             .map_err(up)?;
         upstream.send_head(&head, req).await.map_err(up)?;
         if sent.started {
-            for chunk in sent.body.clone() {
-                upstream.send_body(chunk).await.map_err(up)?;
+            for chunk in &sent.body {
+                upstream.send_body(chunk.clone()).await.map_err(up)?;
             }
         } else {
             sent.started = true;
