@@ -63,8 +63,9 @@ impl Front {
 
     /// Serves an HTTP/1 connection, request after request, until it closes.
     async fn serve_h1(&self, io: Stream, shutdown: &ShutdownWatch) {
-        let mut io = rehome(io);
-        let mut buf = BytesMut::new();
+        let Some((mut io, mut buf)) = rehome(io) else {
+            return;
+        };
         let mut settings: Option<HttpPersistentSettings> = None;
         let mut idle = FIRST_HEAD_WAIT;
         loop {
@@ -219,13 +220,16 @@ impl ServerApp for Front {
 /// elsewhere then costs a cross-thread wake (an eventfd write and a futex): measured at about
 /// one per plain request. A duplicate of the socket, registered here, takes its place; the
 /// original is deregistered and closed. TLS connections are left as they are.
-fn rehome(stream: Stream) -> Stream {
+///
+/// Whatever the client has sent already comes back with it. `None`: the client has closed.
+fn rehome(stream: Stream) -> Option<(Stream, BytesMut)> {
+    let mut early = BytesMut::new();
     let Some(raw) = stream
         .as_any()
         .downcast_ref::<L4Stream>()
         .map(|s| s.as_raw_fd())
     else {
-        return stream;
+        return Some((stream, early));
     };
     let peer = stream
         .get_socket_digest()
@@ -236,9 +240,17 @@ fn rehome(stream: Stream) -> Stream {
         let borrowed = unsafe { BorrowedFd::borrow_raw(raw) };
         borrowed.try_clone_to_owned()
     };
-    let Ok(sock) = fd.and_then(|fd| tokio::net::TcpStream::from_std(std::net::TcpStream::from(fd)))
-    else {
-        return stream;
+    let Ok(sock) = fd.map(std::net::TcpStream::from) else {
+        return Some((stream, early));
+    };
+    // A fresh registration knows no readiness until the reactor's next turn, so a first read
+    // through it would wait that turn for a request that is usually here already.
+    match scratch::read_now(&sock, &mut early) {
+        Ok(Some(0)) | Err(_) => return None,
+        Ok(_) => {}
+    }
+    let Ok(sock) = tokio::net::TcpStream::from_std(sock) else {
+        return Some((stream, early));
     };
     drop(stream);
     let mut fresh = L4Stream::from(sock);
@@ -247,7 +259,7 @@ fn rehome(stream: Stream) -> Stream {
         let _ = digest.peer_addr.set(Some(p));
     }
     fresh.set_socket_digest(digest);
-    Box::new(fresh)
+    Some((Box::new(fresh), early))
 }
 
 /// Reads until `buf` holds a whole request head and returns its length. `None` when the

@@ -47,6 +47,26 @@ pub async fn read_append<R: AsyncRead + Unpin + ?Sized>(
     .await
 }
 
+/// Reads what a non-blocking `src` holds right now and appends it to `out`, without waiting:
+/// `None` when nothing is there yet, `Some(0)` at the end of the stream.
+pub fn read_now(mut src: impl io::Read, out: &mut BytesMut) -> io::Result<Option<usize>> {
+    with(|buf| match src.read(buf) {
+        Ok(n) => {
+            out.extend_from_slice(&buf[..n]);
+            Ok(Some(n))
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    })
+}
+
 /// Reads what `io` has (at most `max` bytes, waiting for the first) as bytes of their exact
 /// size: empty at the end of the stream.
 pub async fn read<R: AsyncRead + Unpin + ?Sized>(io: &mut R, max: usize) -> io::Result<Bytes> {
@@ -59,6 +79,39 @@ pub async fn read<R: AsyncRead + Unpin + ?Sized>(io: &mut R, max: usize) -> io::
 mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
+
+    #[test]
+    fn a_read_now_takes_what_is_there_and_never_waits() {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut theirs = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (ours, _) = listener.accept().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let mut out = BytesMut::from(&b"x"[..]);
+
+        assert_eq!(read_now(&ours, &mut out).unwrap(), None);
+        theirs.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let n = loop {
+            match read_now(&ours, &mut out).unwrap() {
+                Some(n) => break n,
+                None if std::time::Instant::now() < deadline => std::thread::yield_now(),
+                None => panic!("the bytes never arrived"),
+            }
+        };
+        assert_eq!(n, 16);
+        assert_eq!(&out[..], b"xGET / HTTP/1.1\r\n");
+
+        drop(theirs);
+        let end = loop {
+            match read_now(&ours, &mut out).unwrap() {
+                Some(n) => break n,
+                None if std::time::Instant::now() < deadline => std::thread::yield_now(),
+                None => panic!("the close never arrived"),
+            }
+        };
+        assert_eq!(end, 0);
+    }
 
     #[tokio::test]
     async fn reads_come_out_at_their_exact_size() {

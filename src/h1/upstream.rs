@@ -15,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 use http::header;
 use pingora::{Error, ErrorType, OrErr, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
-use socket2::SockRef;
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 
@@ -55,6 +55,8 @@ pub struct Upstream {
     busy: bool,
     /// The connection came from the idle pool.
     reused: bool,
+    /// Nothing was written yet on this new connection (see [`Upstream::write`]).
+    fresh: bool,
     /// Any byte of a response has arrived.
     answered: bool,
 }
@@ -103,6 +105,31 @@ fn try_read_now(sock: &TcpStream, short_drains: bool) -> io::Result<ReadNow> {
     }
 }
 
+/// Opens a TCP connection to `addr`.
+///
+/// A connection made by the time `connect` returns (a server on this host, as in most
+/// compose setups) is handed back at once: tokio's own connect waits for the reactor to
+/// report the socket writable, one more turn of it per new stream.
+async fn open(addr: SocketAddr) -> io::Result<TcpStream> {
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    sock.set_nonblocking(true)?;
+    sock.set_tcp_nodelay(true)?;
+    match sock.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    let tcp = TcpStream::from_std(std::net::TcpStream::from(sock))?;
+    // Connected already when it has a peer; otherwise the handshake is under way.
+    if tcp.peer_addr().is_err() {
+        tcp.writable().await?;
+        if let Some(e) = tcp.take_error()? {
+            return Err(e);
+        }
+    }
+    Ok(tcp)
+}
+
 impl Upstream {
     /// Connects to `addr` within `timeout`.
     pub async fn connect(
@@ -110,7 +137,7 @@ impl Upstream {
         timeout: Duration,
         write_timeout: Duration,
     ) -> Result<Self> {
-        let sock = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        let sock = match tokio::time::timeout(timeout, open(addr)).await {
             Err(_) => {
                 return Error::e_explain(
                     ErrorType::ConnectTimedout,
@@ -123,8 +150,9 @@ impl Upstream {
             Ok(Err(e)) => return Err(io_err(ErrorType::ConnectError, "connecting", e)),
             Ok(Ok(s)) => s,
         };
-        let _ = sock.set_nodelay(true);
-        Ok(Self::over(sock, addr, write_timeout))
+        let mut up = Self::over(sock, addr, write_timeout);
+        up.fresh = true;
+        Ok(up)
     }
 
     fn over(sock: TcpStream, addr: SocketAddr, write_timeout: Duration) -> Self {
@@ -142,6 +170,7 @@ impl Upstream {
             tunnel: false,
             busy: false,
             reused: false,
+            fresh: false,
             answered: false,
         }
     }
@@ -159,7 +188,22 @@ impl Upstream {
     }
 
     async fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        match tokio::time::timeout(self.write_timeout, self.sock.write_all(bytes)).await {
+        let mut sent = 0;
+        if std::mem::take(&mut self.fresh) {
+            // tokio knows a new socket's readiness only from the reactor's next turn, which
+            // under a burst of new streams is milliseconds away. The socket is connected
+            // (`open`), so the request's first bytes are offered to it directly.
+            match SockRef::from(&self.sock).send(bytes) {
+                Ok(n) => sent = n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(io_err(ErrorType::WriteError, "writing to the upstream", e)),
+            }
+        }
+        let rest = &bytes[sent..];
+        if rest.is_empty() {
+            return Ok(());
+        }
+        match tokio::time::timeout(self.write_timeout, self.sock.write_all(rest)).await {
             Err(_) => Error::e_explain(ErrorType::WriteTimedout, "writing to the upstream"),
             Ok(r) => r.or_err(ErrorType::WriteError, "writing to the upstream"),
         }
