@@ -649,4 +649,55 @@ mod tests {
         let e = up.read_header().await.expect_err("garbage");
         assert_eq!(e.etype(), &ErrorType::InvalidHTTPHeader);
     }
+
+    #[tokio::test]
+    async fn a_connection_not_made_at_once_is_waited_for_within_the_timeout() {
+        // A listener that never accepts, with its queue full: the kernel drops further SYNs,
+        // so a connect stays under way (the path a remote server takes for a round trip).
+        let sock = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+        sock.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .expect("bind");
+        sock.listen(0).expect("listen");
+        let addr = sock.local_addr().expect("addr").as_socket().expect("inet");
+        let mut fillers = Vec::new();
+        for _ in 0..4 {
+            if let Ok(Ok(s)) =
+                tokio::time::timeout(Duration::from_millis(300), TcpStream::connect(addr)).await
+            {
+                fillers.push(s);
+            }
+        }
+        assert!(!fillers.is_empty(), "the queue took no connection at all");
+        let started = Instant::now();
+        let e = Upstream::connect(addr, Duration::from_millis(400), W)
+            .await
+            .expect_err("the queue is full");
+        assert_eq!(e.etype(), &ErrorType::ConnectTimedout);
+        assert!(started.elapsed() >= Duration::from_millis(350));
+    }
+
+    #[tokio::test]
+    async fn connects_over_ipv6_where_the_host_has_it() {
+        let Ok(l) = TcpListener::bind("[::1]:0").await else {
+            return; // no IPv6 loopback on this host
+        };
+        let addr = l.local_addr().expect("addr");
+        let served = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.expect("accept");
+            let mut got = vec![0u8; 4096];
+            let n = s.read(&mut got).await.expect("read");
+            s.write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
+                .await
+                .expect("write");
+            got.truncate(n);
+            got
+        });
+        let mut up = Upstream::connect(addr, W, W).await.expect("connect");
+        let req = RequestHeader::build("GET", b"/v6", None).expect("req");
+        send(&mut up, &req).await;
+        up.read_header().await.expect("head");
+        assert_eq!(up.take_response().map(|r| r.status.as_u16()), Some(204));
+        let got = served.await.expect("server");
+        assert!(got.starts_with(b"GET /v6 HTTP/1.1\r\n"));
+    }
 }
