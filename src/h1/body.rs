@@ -154,10 +154,9 @@ impl Decoder {
             }
             match self.chunk {
                 Chunk::Size => {
-                    let Some(line) = self.take_line(&mut input, MAX_SIZE_LINE)? else {
+                    let Some(size) = self.take_line(&mut input, MAX_SIZE_LINE, chunk_size)? else {
                         return Ok(());
                     };
-                    let size = chunk_size(&line)?;
                     self.chunk = if size == 0 {
                         Chunk::Trailers
                     } else {
@@ -185,19 +184,20 @@ impl Decoder {
                 }
                 Chunk::Trailers => {
                     let before = input.len();
-                    let line = self.take_line(&mut input, MAX_TRAILERS)?;
+                    let blank = |l: &[u8]| Ok(l == b"\r\n" || l == b"\n");
+                    let last = self.take_line(&mut input, MAX_TRAILERS, blank)?;
                     self.trailer_bytes += before - input.len();
                     if self.trailer_bytes > MAX_TRAILERS {
                         return Err(BodyError::BadChunk("trailers too long"));
                     }
-                    match line {
+                    match last {
                         None => return Ok(()),
-                        Some(l) if l == b"\r\n" || l == b"\n" => {
+                        Some(true) => {
                             self.done = true;
                             self.overrun |= !input.is_empty();
                             return Ok(());
                         }
-                        Some(_) => {}
+                        Some(false) => {}
                     }
                 }
             }
@@ -205,27 +205,38 @@ impl Decoder {
         Ok(())
     }
 
-    /// A whole line (with its `\n`) if it is complete, carrying a partial one over.
-    fn take_line(&mut self, input: &mut Bytes, max: usize) -> Result<Option<Vec<u8>>, BodyError> {
-        match memchr::memchr(b'\n', input) {
-            Some(i) => {
-                let mut line = std::mem::take(&mut self.line);
-                line.extend_from_slice(&input[..=i]);
-                input.advance(i + 1);
-                if line.len() > max {
-                    return Err(BodyError::BadChunk("line too long"));
-                }
-                Ok(Some(line))
+    /// Reads a whole line (with its `\n`) with `read` if it is complete, carrying a partial
+    /// one over. A line that came whole in one read is read where it lies, with no copy.
+    fn take_line<T>(
+        &mut self,
+        input: &mut Bytes,
+        max: usize,
+        read: impl FnOnce(&[u8]) -> Result<T, BodyError>,
+    ) -> Result<Option<T>, BodyError> {
+        let Some(i) = memchr::memchr(b'\n', input) else {
+            self.line.extend_from_slice(input);
+            input.clear();
+            if self.line.len() > max {
+                return Err(BodyError::BadChunk("line too long"));
             }
-            None => {
-                self.line.extend_from_slice(input);
-                input.clear();
-                if self.line.len() > max {
-                    return Err(BodyError::BadChunk("line too long"));
-                }
-                Ok(None)
+            return Ok(None);
+        };
+        let value = if self.line.is_empty() {
+            if i + 1 > max {
+                return Err(BodyError::BadChunk("line too long"));
             }
-        }
+            read(&input[..=i])
+        } else {
+            // Freed, not kept: a line split across reads is rare, and a stream is long.
+            let mut line = std::mem::take(&mut self.line);
+            line.extend_from_slice(&input[..=i]);
+            if line.len() > max {
+                return Err(BodyError::BadChunk("line too long"));
+            }
+            read(&line)
+        };
+        input.advance(i + 1);
+        value.map(Some)
     }
 }
 
@@ -295,6 +306,16 @@ mod tests {
         let mut d = Decoder::new(Framing::Chunked);
         let long = vec![b'1'; MAX_SIZE_LINE + 1];
         assert!(d.feed(Bytes::from(long), &mut Vec::new()).is_err());
+        // Too long with its end in the same read, and with its end in the next one.
+        let mut line = vec![b'0'; MAX_SIZE_LINE];
+        line.extend_from_slice(b"1\r\n");
+        let mut d = Decoder::new(Framing::Chunked);
+        assert!(d.feed(Bytes::from(line.clone()), &mut Vec::new()).is_err());
+        let mut d = Decoder::new(Framing::Chunked);
+        let (head, tail) = line.split_at(MAX_SIZE_LINE - 10);
+        d.feed(Bytes::copy_from_slice(head), &mut Vec::new())
+            .expect("partial line");
+        assert!(d.feed(Bytes::copy_from_slice(tail), &mut Vec::new()).is_err());
         let mut d = Decoder::new(Framing::Chunked);
         d.feed(Bytes::from_static(b"3\r\nab"), &mut Vec::new())
             .expect("partial");
