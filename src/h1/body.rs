@@ -315,7 +315,9 @@ mod tests {
         let (head, tail) = line.split_at(MAX_SIZE_LINE - 10);
         d.feed(Bytes::copy_from_slice(head), &mut Vec::new())
             .expect("partial line");
-        assert!(d.feed(Bytes::copy_from_slice(tail), &mut Vec::new()).is_err());
+        assert!(d
+            .feed(Bytes::copy_from_slice(tail), &mut Vec::new())
+            .is_err());
         let mut d = Decoder::new(Framing::Chunked);
         d.feed(Bytes::from_static(b"3\r\nab"), &mut Vec::new())
             .expect("partial");
