@@ -546,7 +546,18 @@ mod tests {
     const W: Duration = Duration::from_secs(5);
 
     async fn server(script: &'static [u8]) -> (SocketAddr, tokio::task::JoinHandle<Vec<u8>>) {
-        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        serve(
+            TcpListener::bind("127.0.0.1:0").await.expect("bind"),
+            script,
+        )
+    }
+
+    /// Accepts one connection on `l`, reads the request and answers with `script`'s pieces
+    /// (`|` between them, 20 ms apart); the handle gives back the request.
+    fn serve(
+        l: TcpListener,
+        script: &'static [u8],
+    ) -> (SocketAddr, tokio::task::JoinHandle<Vec<u8>>) {
         let addr = l.local_addr().expect("addr");
         let h = tokio::spawn(async move {
             let (mut s, _) = l.accept().await.expect("accept");
@@ -681,17 +692,7 @@ mod tests {
         let Ok(l) = TcpListener::bind("[::1]:0").await else {
             return; // no IPv6 loopback on this host
         };
-        let addr = l.local_addr().expect("addr");
-        let served = tokio::spawn(async move {
-            let (mut s, _) = l.accept().await.expect("accept");
-            let mut got = vec![0u8; 4096];
-            let n = s.read(&mut got).await.expect("read");
-            s.write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
-                .await
-                .expect("write");
-            got.truncate(n);
-            got
-        });
+        let (addr, served) = serve(l, b"HTTP/1.1 204 No Content\r\n\r\n");
         let mut up = Upstream::connect(addr, W, W).await.expect("connect");
         let req = RequestHeader::build("GET", b"/v6", None).expect("req");
         send(&mut up, &req).await;
