@@ -203,15 +203,14 @@ impl TrackedStream {
     /// Observes one upstream body chunk on its way to the client and publishes at once
     /// (for callers that cannot tell when the stream goes quiet).
     pub fn on_chunk(&mut self, chunk: &[u8]) {
-        self.on_chunks(std::slice::from_ref(&chunk));
+        self.on_chunks(std::slice::from_ref(&chunk), Instant::now());
         self.publish_now();
     }
 
-    /// Observes chunks that go to the client together (one clock read for all of them).
+    /// Observes chunks that go to the client together, at `now` (one clock read for all).
     /// Counts reach the shared counters every [`PUBLISH_EVERY`] at most; the caller calls
     /// [`Self::publish_now`] when the upstream goes quiet, so nothing waits on the next chunk.
-    pub fn on_chunks<C: AsRef<[u8]>>(&mut self, chunks: &[C]) {
-        let now = Instant::now();
+    pub fn on_chunks<C: AsRef<[u8]>>(&mut self, chunks: &[C], now: Instant) {
         let p = &mut self.pending;
         for chunk in chunks.iter().map(AsRef::as_ref).filter(|c| !c.is_empty()) {
             let d = self.observer.on_chunk(chunk, now);
@@ -362,7 +361,7 @@ mod tests {
             "127.0.0.1:8000".into(),
         );
         assert_eq!(rm.active.get(), 1);
-        s.on_chunks::<&[u8]>(&[b"", b": comment\n\n"]);
+        s.on_chunks::<&[u8]>(&[b"", b": comment\n\n"], Instant::now());
         assert_eq!(rm.chunks.get(), 1, "empty chunks are not counted");
         s.on_chunk(b"data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\ndata: [DONE]\n\n");
         let rows = reg.rows(Instant::now());

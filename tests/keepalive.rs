@@ -96,6 +96,16 @@ async fn heartbeats_before_the_first_token_and_between_tokens() {
             );
         }
     }
+    // A heartbeat comes a period after the last bytes of any kind: a token restarts the clock.
+    for w in pieces.windows(2) {
+        if w[1].1 == HB {
+            let gap = w[1].0.duration_since(w[0].0);
+            assert!(
+                gap >= Duration::from_millis(250),
+                "heartbeat {gap:?} after the last write"
+            );
+        }
+    }
     assert_eq!(
         without_heartbeats(&pieces),
         b"data: {\"type\":\"chunk\",\"content\":\"a\"}\n\ndata: {\"type\":\"chunk\",\"content\":\"b\"}\n\ndata: {\"type\":\"done\"}\n\n"

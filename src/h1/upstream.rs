@@ -59,6 +59,9 @@ pub struct Upstream {
     fresh: bool,
     /// Any byte of a response has arrived.
     answered: bool,
+    /// The last read drained the socket and cleared tokio's readiness, so tokio reports
+    /// anything that arrives after it (see [`IdlePool::take`]).
+    drained: bool,
 }
 
 fn io_err(kind: ErrorType, what: &'static str, e: io::Error) -> Box<Error> {
@@ -71,6 +74,8 @@ struct ReadNow {
     bytes: Option<Bytes>,
     /// Whether the socket was actually asked (tokio knew it was not ready otherwise).
     asked: bool,
+    /// The read came back short and tokio's readiness was cleared: the socket was drained.
+    drained: bool,
 }
 
 /// Reads whatever the socket has now, without waiting.
@@ -85,6 +90,7 @@ fn try_read_now(sock: &TcpStream, short_drains: bool) -> io::Result<ReadNow> {
     let mut now = ReadNow {
         bytes: None,
         asked: false,
+        drained: false,
     };
     let read = sock.try_io(Interest::READABLE, || {
         now.asked = true;
@@ -92,6 +98,7 @@ fn try_read_now(sock: &TcpStream, short_drains: bool) -> io::Result<ReadNow> {
             let n = (&*SockRef::from(sock)).read(buf)?;
             now.bytes = Some(Bytes::copy_from_slice(&buf[..n]));
             if short_drains && n > 0 && n < buf.len() {
+                now.drained = true;
                 Err(io::ErrorKind::WouldBlock.into())
             } else {
                 Ok(())
@@ -172,6 +179,7 @@ impl Upstream {
             reused: false,
             fresh: false,
             answered: false,
+            drained: false,
         }
     }
 
@@ -328,6 +336,7 @@ impl Upstream {
             let now = try_read_now(&self.sock, !self.busy)
                 .or_err(ErrorType::ReadError, "reading from the upstream")?;
             if let Some(b) = now.bytes {
+                self.drained = now.drained;
                 return Ok(b);
             }
         }
@@ -383,7 +392,9 @@ impl Upstream {
                 return Some(piece);
             }
             match try_read_now(&self.sock, false) {
-                Ok(ReadNow { bytes: None, asked }) => {
+                Ok(ReadNow {
+                    bytes: None, asked, ..
+                }) => {
                     // Asked and found nothing: the stream is paced, not busy.
                     self.busy &= !asked;
                     return None;
@@ -392,6 +403,7 @@ impl Upstream {
                     bytes: Some(read), ..
                 }) => {
                     self.busy = true;
+                    self.drained = false;
                     if let Err(e) = self.decode(read) {
                         return Some(Err(e));
                     }
@@ -431,8 +443,7 @@ thread_local! {
     /// This thread's idle upstream connections, by address. A socket is woken by the runtime
     /// that registered it, so a connection handed to another thread's task would cost a
     /// cross-thread wake on every read; each worker keeps its own, as nginx's workers do.
-    static IDLE: RefCell<HashMap<SocketAddr, Vec<(TcpStream, Instant)>>> =
-        RefCell::new(HashMap::new());
+    static IDLE: RefCell<HashMap<SocketAddr, Vec<Idle>>> = RefCell::new(HashMap::new());
     /// Whether this thread's pool has a sweeper task running.
     static SWEEPING: Cell<bool> = const { Cell::new(false) };
 }
@@ -446,11 +457,28 @@ pub struct IdlePool {
     max_idle: Duration,
 }
 
+/// An idle connection in the pool.
+#[derive(Debug)]
+struct Idle {
+    sock: TcpStream,
+    since: Instant,
+    /// Its last read drained it and tokio has reported nothing since (see [`IdlePool::take`]).
+    drained: bool,
+}
+
 /// Whether an idle connection is still open and quiet (a close or stray bytes retire it).
 /// It asks the socket itself: tokio's readiness may not have seen the close yet.
 fn still_open(sock: &TcpStream) -> bool {
     let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
     matches!(SockRef::from(sock).peek(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+}
+
+/// Whether tokio has seen nothing arrive on `sock` (no bytes, no close) since its readiness
+/// was last cleared. It asks no one but tokio, and leaves a no-op waker in place of the one
+/// the socket's last reader left (which would otherwise keep that task's memory).
+fn quiet(sock: &TcpStream) -> bool {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    sock.poll_read_ready(&mut cx).is_pending()
 }
 
 impl IdlePool {
@@ -460,13 +488,15 @@ impl IdlePool {
     }
 
     /// A connection to `addr`: an idle one if one is still good, else a new one.
+    /// `resendable`: the request can be sent again whole (see [`IdlePool::take`]).
     pub async fn get(
         &self,
         addr: SocketAddr,
         connect_timeout: Duration,
         write_timeout: Duration,
+        resendable: bool,
     ) -> Result<Upstream> {
-        if let Some(sock) = self.take(addr) {
+        if let Some(sock) = self.take(addr, resendable) {
             let mut conn = Upstream::over(sock, addr, write_timeout);
             conn.reused = true;
             return Ok(conn);
@@ -474,12 +504,20 @@ impl IdlePool {
         Upstream::connect(addr, connect_timeout, write_timeout).await
     }
 
-    fn take(&self, addr: SocketAddr) -> Option<TcpStream> {
+    /// The newest idle connection to `addr` that is still good.
+    ///
+    /// A connection whose last read drained it is good while tokio has seen nothing arrive
+    /// since: that costs no system call, where asking the socket (as nginx does not) costs one
+    /// per reuse. tokio learns of a close only at its reactor's next turn, so a server that
+    /// closed within the last turn goes unseen; a request that can be sent again whole is
+    /// then retried on a new connection (`relay`), one that cannot asks the socket.
+    fn take(&self, addr: SocketAddr, resendable: bool) -> Option<TcpStream> {
         IDLE.with_borrow_mut(|idle| {
             let list = idle.get_mut(&addr)?;
-            while let Some((sock, since)) = list.pop() {
-                if since.elapsed() < self.max_idle && still_open(&sock) {
-                    return Some(sock);
+            while let Some(c) = list.pop() {
+                let fresh = c.since.elapsed() < self.max_idle;
+                if fresh && ((resendable && c.drained && quiet(&c.sock)) || still_open(&c.sock)) {
+                    return Some(c.sock);
                 }
             }
             None
@@ -492,19 +530,27 @@ impl IdlePool {
             return;
         }
         let addr = conn.addr;
+        let drained = conn.drained;
         let sock = conn.into_socket();
+        // Asked even when not drained: it also lets go of the last reader's waker.
+        let drained = quiet(&sock) && drained;
+        let now = Instant::now();
         IDLE.with_borrow_mut(|idle| {
             let list = idle.entry(addr).or_default();
             // The oldest are at the front: drop the expired ones, and one more if full.
             let expired = list
                 .iter()
-                .take_while(|(_, since)| since.elapsed() >= self.max_idle)
+                .take_while(|c| now.duration_since(c.since) >= self.max_idle)
                 .count();
             list.drain(..expired);
             if list.len() >= MAX_IDLE_PER_ADDR {
                 list.remove(0);
             }
-            list.push((sock, Instant::now()));
+            list.push(Idle {
+                sock,
+                since: now,
+                drained,
+            });
         });
         self.sweep_later();
     }
@@ -523,7 +569,7 @@ impl IdlePool {
                 tokio::time::sleep(SWEEP_EVERY).await;
                 let left = IDLE.with_borrow_mut(|idle| {
                     idle.retain(|_, list| {
-                        list.retain(|(sock, since)| since.elapsed() < max_idle && still_open(sock));
+                        list.retain(|c| c.since.elapsed() < max_idle && still_open(&c.sock));
                         !list.is_empty()
                     });
                     idle.len()
@@ -592,7 +638,7 @@ mod tests {
         let (addr, h) =
             server(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel|lo\r\n0\r\n|\r\n").await;
         let pool = IdlePool::new(W);
-        let mut up = pool.get(addr, W, W).await.expect("connect");
+        let mut up = pool.get(addr, W, W, true).await.expect("connect");
         let req = RequestHeader::build("GET", b"/s", None).expect("req");
         send(&mut up, &req).await;
         up.read_header().await.expect("head");
@@ -604,14 +650,51 @@ mod tests {
         pool.put(up);
         // The server has closed since: the pool notices and does not hand it out.
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(pool.take(addr).is_none());
+        assert!(pool.take(addr, true).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_resendable_request_trusts_tokio_and_one_that_is_not_asks_the_socket() {
+        use std::io::Write;
+        for resendable in [true, false] {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            let addr = l.local_addr().expect("addr");
+            let (close, closing) = std::sync::mpsc::channel::<()>();
+            let server = std::thread::spawn(move || {
+                let (mut s, _) = l.accept().expect("accept");
+                let mut got = [0u8; 1024];
+                let _ = (&s).read(&mut got).expect("read");
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .expect("write");
+                let _ = closing.recv();
+            });
+            let pool = IdlePool::new(W);
+            let mut up = pool.get(addr, W, W, true).await.expect("connect");
+            let req = RequestHeader::build("GET", b"/", None).expect("req");
+            send(&mut up, &req).await;
+            up.read_header().await.expect("head");
+            assert_eq!(body(&mut up).await, b"ok");
+            pool.put(up);
+            // The server closes, and this task does not yield until `take`: tokio's reactor
+            // has not turned since, so only the socket itself knows.
+            close.send(()).expect("signal");
+            server.join().expect("server");
+            let closed = || IDLE.with_borrow(|i| !still_open(&i[&addr][0].sock));
+            let deadline = Instant::now() + W;
+            while !closed() {
+                assert!(Instant::now() < deadline, "the close never arrived");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let taken = pool.take(addr, resendable);
+            assert_eq!(taken.is_some(), resendable, "resendable: {resendable}");
+        }
     }
 
     #[tokio::test]
     async fn the_sweeper_closes_what_a_server_closed() {
         let (addr, h) = server(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
         let pool = IdlePool::new(W);
-        let mut up = pool.get(addr, W, W).await.expect("connect");
+        let mut up = pool.get(addr, W, W, true).await.expect("connect");
         let req = RequestHeader::build("GET", b"/", None).expect("req");
         send(&mut up, &req).await;
         up.read_header().await.expect("head");

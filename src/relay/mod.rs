@@ -14,8 +14,10 @@
 //! upstream side is always ssegate's own lean [`Upstream`].
 
 mod downstream;
+mod resend;
 
 pub(crate) use downstream::Downstream;
+use resend::{resendable, stale, Sent};
 
 use std::net::SocketAddr;
 use std::task::Poll;
@@ -54,40 +56,6 @@ pub fn peer(
 /// cost about 10% more CPU per event on back-to-back events (bench raw scenario, interleaved
 /// runs); smaller writes probably let the client read while the next batch is made.
 const MAX_BATCH: usize = 32;
-
-/// Whether an upstream error is what a server closing an idle connection looks like (a
-/// timeout is not: that server is slow, and would get the request twice).
-fn stale(e: &Error) -> bool {
-    matches!(
-        e.etype(),
-        ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError
-    )
-}
-
-/// Largest request body kept to send again if a reused upstream connection fails.
-const MAX_REPLAYED_BODY: usize = 64 * 1024;
-
-/// The request body as sent upstream, kept (while small) for one retry.
-#[derive(Default)]
-struct Sent {
-    started: bool,
-    /// The whole body is in `body`.
-    replayable: bool,
-    body: Vec<Bytes>,
-    len: usize,
-}
-
-impl Sent {
-    fn keep(&mut self, chunk: &Bytes) {
-        self.len += chunk.len();
-        if self.len > MAX_REPLAYED_BODY {
-            self.replayable = false;
-            self.body = Vec::new();
-        } else if self.replayable {
-            self.body.push(chunk.clone());
-        }
-    }
-}
 
 /// Why a relay stopped before the upstream finished.
 enum Stop {
@@ -319,10 +287,13 @@ impl<D: Downstream> Relay<'_, D> {
                     )))
                 }
             };
-            let connecting =
-                self.shared
-                    .idle
-                    .get(addr, pool.connect_timeout, UPSTREAM_WRITE_TIMEOUT);
+            let resendable = resendable(self.session.req_header());
+            let connecting = self.shared.idle.get(
+                addr,
+                pool.connect_timeout,
+                UPSTREAM_WRITE_TIMEOUT,
+                resendable,
+            );
             match connecting.await {
                 Ok(upstream) => {
                     if let Some(stream) = self.ctx.stream.as_ref() {
@@ -414,8 +385,7 @@ impl<D: Downstream> Relay<'_, D> {
             return r.map_err(up);
         }
         self.session.flush().await.map_err(down)?;
-        let next = self.schedule.next_wake(self.at_boundary());
-        self.timer.as_mut().reset(next.into());
+        self.arm_timer();
         loop {
             tokio::select! {
                 biased;
@@ -430,10 +400,20 @@ impl<D: Downstream> Relay<'_, D> {
                         Wake::Heartbeat => self.heartbeat().await?,
                         Wake::SleepUntil(_) => {}
                     }
-                    let next = self.schedule.next_wake(self.at_boundary());
-                    self.timer.as_mut().reset(next.into());
+                    self.arm_timer();
                 }
             }
+        }
+    }
+
+    /// Makes sure the timer fires by the schedule's next wake. A deadline that only moved
+    /// later (each upstream chunk moves it) is left alone: the timer then fires early, and
+    /// the schedule says to sleep on. So a busy stream touches its timer about once per
+    /// heartbeat period or idle timeout, not once per chunk.
+    fn arm_timer(&mut self) {
+        let next = tokio::time::Instant::from_std(self.schedule.next_wake(self.at_boundary()));
+        if self.timer.is_elapsed() || next < self.timer.deadline() {
+            self.timer.as_mut().reset(next);
         }
     }
 
@@ -522,11 +502,12 @@ impl<D: Downstream> Relay<'_, D> {
     /// Passes upstream chunks to the client as they are, in one write.
     async fn forward(&mut self, batch: Vec<Bytes>) -> std::result::Result<(), Stop> {
         // Never empty: the batch starts with a chunk, and the body decoder makes no empty ones.
+        let now = Instant::now();
         if let Some(stream) = self.ctx.stream.as_mut() {
-            stream.on_chunks(&batch);
+            stream.on_chunks(&batch, now);
         }
         self.session.write_body(batch).await.map_err(down)?;
-        self.schedule.on_upstream(Instant::now());
+        self.schedule.on_upstream(now);
         Ok(())
     }
 
