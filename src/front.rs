@@ -70,7 +70,10 @@ impl Front {
         let mut idle = FIRST_HEAD_WAIT;
         loop {
             let limit = self.shared.site().config.header_timeout;
-            let Some(end) = read_head(&mut io, &mut buf, idle, limit).await else {
+            // Boxed: a head is read in moments, and inline its wait would take room in the
+            // connection's task for as long as the request it reads is served.
+            let read = Box::pin(read_head(&mut io, &mut buf, idle, limit));
+            let Some(end) = read.await else {
                 return;
             };
             idle = Duration::from_secs(CLIENT_KEEPALIVE_SECS);
@@ -87,37 +90,62 @@ impl Front {
             if buf.is_empty() {
                 buf = BytesMut::new();
             }
-            if let Some((req, body_len)) = self.lean_request(&head) {
-                let reuse = self.serve_lean(&mut io, &mut buf, req, body_len, shutdown);
-                if !Box::pin(reuse).await {
-                    return;
-                }
-            } else {
-                // Pingora reads the head again, then whatever followed it.
-                let mut again = BytesMut::with_capacity(head.len() + buf.len());
-                again.extend_from_slice(&head);
-                again.extend_from_slice(&buf);
-                let replay = Replay::new(io, again);
-                let mut session = ServerSession::new_http1(Box::new(replay));
-                // No keepalive once shutting down; `early_request_filter` bounds it otherwise.
-                session.set_keepalive((!*shutdown.borrow()).then_some(CLIENT_KEEPALIVE_SECS));
-                if let Some(s) = settings.take() {
-                    s.apply_to_session(&mut session);
-                }
-                let Some(reused) = self.proxy.process_new_http(session, shutdown).await else {
+            // (A `let`, not an `if let`: the parsed request would otherwise keep its room in
+            // this future while it is served.)
+            let Some((req, body_len)) = self.lean_request(&head) else {
+                // Boxed: inline, Pingora's request future would enlarge every connection's
+                // task, which a lean stream keeps for its whole life.
+                let pingora = self.serve_pingora(io, head, buf, settings.take(), shutdown);
+                let Some(next) = Box::pin(pingora).await else {
                     return;
                 };
-                let (stream, next) = reused.consume();
-                settings = next;
-                let Ok(replay) = stream.into_any().downcast::<Replay>() else {
+                (io, buf, settings) = next;
+                if *shutdown.borrow() {
                     return;
-                };
-                (io, buf) = replay.into_parts();
-            }
-            if *shutdown.borrow() {
+                }
+                continue;
+            };
+            // Inline: a lean request, a stream above all, is what this task is for. (Made here
+            // and lent, the request has one place in this future, not one per async fn.)
+            let mut client = Client::new(
+                &mut io,
+                &mut buf,
+                req,
+                body_len,
+                CLIENT_READ_TIMEOUT,
+                CLIENT_WRITE_TIMEOUT,
+            );
+            if !self.serve_lean(&mut client, shutdown).await || *shutdown.borrow() {
                 return;
             }
         }
+    }
+
+    /// Serves one request on Pingora's pipeline, which reads `head` again and then what
+    /// followed it in `buf`; the connection comes back if it may carry another request.
+    async fn serve_pingora(
+        &self,
+        io: Stream,
+        head: Bytes,
+        buf: BytesMut,
+        settings: Option<HttpPersistentSettings>,
+        shutdown: &ShutdownWatch,
+    ) -> Option<(Stream, BytesMut, Option<HttpPersistentSettings>)> {
+        let mut again = BytesMut::with_capacity(head.len() + buf.len());
+        again.extend_from_slice(&head);
+        again.extend_from_slice(&buf);
+        let replay = Replay::new(io, again);
+        let mut session = ServerSession::new_http1(Box::new(replay));
+        // No keepalive once shutting down; `early_request_filter` bounds it otherwise.
+        session.set_keepalive((!*shutdown.borrow()).then_some(CLIENT_KEEPALIVE_SECS));
+        if let Some(s) = settings {
+            s.apply_to_session(&mut session);
+        }
+        let reused = self.proxy.process_new_http(session, shutdown).await?;
+        let (stream, next) = reused.consume();
+        let replay = stream.into_any().downcast::<Replay>().ok()?;
+        let (io, buf) = replay.into_parts();
+        Some((io, buf, next))
     }
 
     /// The request head and body length if the lean path can serve this request: plain
@@ -139,27 +167,12 @@ impl Front {
     }
 
     /// Serves one request on the lean path; `true` if the connection may carry another.
-    async fn serve_lean(
-        &self,
-        io: &mut Stream,
-        buf: &mut BytesMut,
-        req: RequestHeader,
-        body_len: u64,
-        shutdown: &ShutdownWatch,
-    ) -> bool {
+    async fn serve_lean(&self, client: &mut Client<'_>, shutdown: &ShutdownWatch) -> bool {
         let mut ctx = RequestCtx::new(&self.shared);
-        let mut client = Client::new(
-            io,
-            buf,
-            req,
-            body_len,
-            CLIENT_READ_TIMEOUT,
-            CLIENT_WRITE_TIMEOUT,
-        );
         if *shutdown.borrow() {
             client.close_after();
         }
-        let error = match proxy::admit(&self.shared, &mut client, &mut ctx, true).await {
+        let error = match proxy::admit(&self.shared, client, &mut ctx, true).await {
             Ok(true) => None,
             Ok(false) => Some(Error::explain(
                 ErrorType::InternalError,
@@ -176,7 +189,7 @@ impl Front {
                 String::from_utf8_lossy(req.raw_path())
             );
             // Boxed: rare, and inline it would enlarge every request's future.
-            Box::pin(proxy::answer_failure(&mut client, e, &mut ctx)).await;
+            Box::pin(proxy::answer_failure(client, e, &mut ctx)).await;
         }
         proxy::record(
             &self.shared,

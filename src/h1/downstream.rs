@@ -94,11 +94,14 @@ impl<'a> Client<'a> {
             io.write_all(bytes).await?;
             io.flush().await
         });
-        // Nearly every write completes at once: the timer is armed only for one that waits.
+        // Nearly every write completes at once: the timer is armed only for one that waits,
+        // and boxed, so that it takes no room in every write's future.
         let now = std::future::poll_fn(|cx| std::task::Poll::Ready(write.as_mut().poll(cx))).await;
         let done = match now {
             std::task::Poll::Ready(r) => Ok(r),
-            std::task::Poll::Pending => tokio::time::timeout(self.write_timeout, write).await,
+            std::task::Poll::Pending => {
+                Box::pin(tokio::time::timeout(self.write_timeout, write)).await
+            }
         };
         match done {
             Err(_) => Error::e_explain(ErrorType::WriteTimedout, "writing to the client"),
@@ -160,6 +163,10 @@ impl Downstream for Client<'_> {
         self.status = Some(resp.status.as_u16());
         self.held = wire;
         Ok(())
+    }
+
+    fn holds_output(&self) -> bool {
+        !self.held.is_empty()
     }
 
     async fn flush(&mut self) -> Result<()> {

@@ -43,7 +43,6 @@ pub struct Upstream {
     write_timeout: Duration,
     send: Send,
     head_request: bool,
-    response: Option<ResponseHeader>,
     /// Bytes read past the response head, before the body decoder existed.
     early: Option<Bytes>,
     decoder: Option<Decoder>,
@@ -169,7 +168,6 @@ impl Upstream {
             write_timeout,
             send: Send::None,
             head_request: false,
-            response: None,
             early: None,
             decoder: None,
             ready: VecDeque::new(),
@@ -252,8 +250,9 @@ impl Upstream {
         Ok(())
     }
 
-    /// Reads until a final response head has arrived (1xx other than 101 are skipped).
-    pub async fn read_header(&mut self) -> Result<()> {
+    /// Reads until a final response head has arrived (1xx other than 101 are skipped) and
+    /// returns it; the body follows through [`Upstream::read_body`].
+    pub async fn read_header(&mut self) -> Result<ResponseHeader> {
         // A head that came in one read is parsed where it lies; one in pieces is gathered
         // first, and parsed once its end is in.
         let mut got = Bytes::new();
@@ -307,7 +306,7 @@ impl Upstream {
     }
 
     /// Sets up the body decoder for a final response head; `rest` was read past it.
-    fn start_body(&mut self, mut resp: ResponseHeader, rest: Bytes) -> Result<()> {
+    fn start_body(&mut self, mut resp: ResponseHeader, rest: Bytes) -> Result<ResponseHeader> {
         let framing = if resp.status.as_u16() == 101 {
             Framing::UntilClose
         } else {
@@ -315,16 +314,10 @@ impl Upstream {
                 .or_err(ErrorType::InvalidHTTPHeader, "upstream response framing")?
         };
         self.decoder = Some(Decoder::new(framing));
-        self.response = Some(resp);
         if !rest.is_empty() {
             self.early = Some(rest);
         }
-        Ok(())
-    }
-
-    /// Takes the response head, once read, to pass it on.
-    pub fn take_response(&mut self) -> Option<ResponseHeader> {
-        self.response.take()
+        Ok(resp)
     }
 
     async fn read_some(&mut self) -> Result<Bytes> {
@@ -641,8 +634,8 @@ mod tests {
         let mut up = pool.get(addr, W, W, true).await.expect("connect");
         let req = RequestHeader::build("GET", b"/s", None).expect("req");
         send(&mut up, &req).await;
-        up.read_header().await.expect("head");
-        assert_eq!(up.take_response().map(|r| r.status.as_u16()), Some(200));
+        let resp = up.read_header().await.expect("head");
+        assert_eq!(resp.status.as_u16(), 200);
         assert_eq!(body(&mut up).await, b"hello");
         assert!(up.reusable());
         let sent = h.await.expect("server");
@@ -779,8 +772,8 @@ mod tests {
         let mut up = Upstream::connect(addr, W, W).await.expect("connect");
         let req = RequestHeader::build("GET", b"/v6", None).expect("req");
         send(&mut up, &req).await;
-        up.read_header().await.expect("head");
-        assert_eq!(up.take_response().map(|r| r.status.as_u16()), Some(204));
+        let resp = up.read_header().await.expect("head");
+        assert_eq!(resp.status.as_u16(), 204);
         let got = served.await.expect("server");
         assert!(got.starts_with(b"GET /v6 HTTP/1.1\r\n"));
     }

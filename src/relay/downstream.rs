@@ -26,6 +26,8 @@ pub(crate) trait Downstream: Send {
     ///
     /// [`flush`]: Downstream::flush
     fn write_header(&mut self, resp: ResponseHeader) -> impl Future<Output = Result<()>> + Send;
+    /// Whether written bytes are held back (a head waiting for the body's first bytes).
+    fn holds_output(&self) -> bool;
     /// Sends whatever is written but held back, before a wait.
     fn flush(&mut self) -> impl Future<Output = Result<()>> + Send;
     /// Writes body pieces, in one write where it can.
@@ -69,6 +71,10 @@ impl Downstream for Session {
 
     async fn write_header(&mut self, resp: ResponseHeader) -> Result<()> {
         self.write_response_header(Box::new(resp), false).await
+    }
+
+    fn holds_output(&self) -> bool {
+        false
     }
 
     async fn flush(&mut self) -> Result<()> {

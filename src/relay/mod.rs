@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use pingora::prelude::HttpPeer;
 use pingora::{Error, ErrorType, OrErr, Result};
+use pingora_http::ResponseHeader;
 
 use crate::config::Route;
 use crate::h1::upstream::Upstream;
@@ -192,29 +193,9 @@ impl<D: Downstream> Relay<'_, D> {
         // Boxed: connecting is a large state machine needed once, and an unboxed one would
         // stay inside every open stream's future for the stream's whole life.
         let mut upstream = Box::pin(self.connect(pool)).await?;
-        let mut sent = Sent::default();
-        let first = Box::pin(self.exchange(&mut upstream, trusted, &mut sent)).await;
-        match first {
-            Err(Stop::Upstream(e, _)) if stale(&e) && upstream.stale_maybe() && sent.replayable => {
-                // The server closed the pooled connection as it was reused: once more, on a
-                // new one (the request, body included, is still here).
-                log::debug!(
-                    "reused upstream connection failed ({}); retrying",
-                    bounded(&e)
-                );
-                let fresh = Upstream::connect(
-                    upstream.addr(),
-                    pool.connect_timeout,
-                    UPSTREAM_WRITE_TIMEOUT,
-                );
-                upstream = Box::pin(fresh).await.map_err(up)?;
-                Box::pin(self.exchange(&mut upstream, trusted, &mut sent)).await?;
-            }
-            other => other?,
-        }
-        // The kept body is not needed once an answer has begun (a stream can be long).
-        drop(sent);
-        self.forward_header(&mut upstream).await?;
+        // Boxed too: the request's state is not needed once its answer has begun.
+        let resp = Box::pin(self.ask(&mut upstream, pool, trusted)).await?;
+        self.forward_header(resp).await?;
         if self.ctx.status == 101 {
             return Box::pin(self.tunnel(&mut upstream)).await;
         }
@@ -318,6 +299,34 @@ impl<D: Downstream> Relay<'_, D> {
         }
     }
 
+    /// Sends the request and waits for the response head; once more on a new connection if
+    /// the server closed a reused one as it was reused (the request, body included, is kept
+    /// for that while small).
+    async fn ask(
+        &mut self,
+        upstream: &mut Upstream,
+        pool: &crate::upstream::Pool,
+        trusted: &[ipnet::IpNet],
+    ) -> std::result::Result<ResponseHeader, Stop> {
+        let mut sent = Sent::default();
+        match self.exchange(upstream, trusted, &mut sent).await {
+            Err(Stop::Upstream(e, _)) if stale(&e) && upstream.stale_maybe() && sent.replayable => {
+                log::debug!(
+                    "reused upstream connection failed ({}); retrying",
+                    bounded(&e)
+                );
+                let fresh = Upstream::connect(
+                    upstream.addr(),
+                    pool.connect_timeout,
+                    UPSTREAM_WRITE_TIMEOUT,
+                );
+                *upstream = Box::pin(fresh).await.map_err(up)?;
+                self.exchange(upstream, trusted, &mut sent).await
+            }
+            other => other,
+        }
+    }
+
     /// Sends the request and waits for the response head. The first time, the body comes
     /// from the client (and a copy is kept while it is small); a retry sends the copy.
     async fn exchange(
@@ -325,7 +334,7 @@ impl<D: Downstream> Relay<'_, D> {
         upstream: &mut Upstream,
         trusted: &[ipnet::IpNet],
         sent: &mut Sent,
-    ) -> std::result::Result<(), Stop> {
+    ) -> std::result::Result<ResponseHeader, Stop> {
         self.send_request(upstream, trusted, sent).await?;
         self.wait_for_header(upstream).await
     }
@@ -366,7 +375,10 @@ impl<D: Downstream> Relay<'_, D> {
     }
 
     /// Waits for the response header while watching the client and the clock.
-    async fn wait_for_header(&mut self, upstream: &mut Upstream) -> std::result::Result<(), Stop> {
+    async fn wait_for_header(
+        &mut self,
+        upstream: &mut Upstream,
+    ) -> std::result::Result<ResponseHeader, Stop> {
         let silent = "no response header from the upstream in time";
         self.await_upstream(upstream.read_header(), silent).await
     }
@@ -384,7 +396,11 @@ impl<D: Downstream> Relay<'_, D> {
         if let Poll::Ready(r) = now {
             return r.map_err(up);
         }
-        self.session.flush().await.map_err(down)?;
+        if self.session.holds_output() {
+            // Boxed: needed at most once per response, and inline it would take room in
+            // every stream's future.
+            Box::pin(self.session.flush()).await.map_err(down)?;
+        }
         self.arm_timer();
         loop {
             tokio::select! {
@@ -397,7 +413,8 @@ impl<D: Downstream> Relay<'_, D> {
                             let e = Error::explain(ErrorType::ReadTimedout, silent);
                             return Err(Stop::Upstream(e.into_up(), StreamEnd::IdleTimeout));
                         }
-                        Wake::Heartbeat => self.heartbeat().await?,
+                        // Boxed, as above: one allocation per heartbeat, none per event.
+                        Wake::Heartbeat => Box::pin(self.heartbeat()).await?,
                         Wake::SleepUntil(_) => {}
                     }
                     self.arm_timer();
@@ -418,13 +435,7 @@ impl<D: Downstream> Relay<'_, D> {
     }
 
     /// Writes the response header (unless `early_headers` already did) and starts the stream.
-    async fn forward_header(&mut self, upstream: &mut Upstream) -> std::result::Result<(), Stop> {
-        let Some(mut resp) = upstream.take_response() else {
-            return Err(up(Error::explain(
-                ErrorType::InvalidHTTPHeader,
-                "no response header",
-            )));
-        };
+    async fn forward_header(&mut self, mut resp: ResponseHeader) -> std::result::Result<(), Stop> {
         let now = Instant::now();
         if self.ctx.stream.is_some() {
             // early_headers: the client already has a 200; only success can continue it.
