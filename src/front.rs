@@ -15,6 +15,7 @@
 //! connection as long as it liked. From a head's first byte, the whole head must be in within
 //! the limit, or the connection closes unanswered.
 
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +25,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::{header, Method, Version};
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
 use pingora::protocols::http::ServerSession;
+use pingora::protocols::l4::socket::SocketAddr as PeerAddr;
 use pingora::protocols::l4::stream::Stream as L4Stream;
 use pingora::protocols::{GetSocketDigest, SocketDigest, Stream, ALPN};
 use pingora::server::ShutdownWatch;
@@ -33,7 +35,7 @@ use pingora_proxy::HttpProxy;
 use tokio::time::Instant;
 
 use crate::h1::body::Framing;
-use crate::h1::downstream::Client;
+use crate::h1::downstream::{Client, Origin};
 use crate::h1::{head, scratch};
 use crate::proxy::{self, Gateway, RequestCtx};
 use crate::proxy::{CLIENT_KEEPALIVE_SECS, CLIENT_READ_TIMEOUT, CLIENT_WRITE_TIMEOUT};
@@ -63,8 +65,12 @@ impl Front {
 
     /// Serves an HTTP/1 connection, request after request, until it closes.
     async fn serve_h1(&self, io: Stream, shutdown: &ShutdownWatch) {
-        let Some((mut io, mut buf)) = rehome(io) else {
+        let Some((mut io, mut buf, peer)) = rehome(io) else {
             return;
+        };
+        let origin = Origin {
+            peer: peer.map(|a| a.ip()),
+            tls: io.get_ssl_digest().is_some(),
         };
         let mut settings: Option<HttpPersistentSettings> = None;
         let mut idle = FIRST_HEAD_WAIT;
@@ -95,7 +101,10 @@ impl Front {
             let Some((req, body_len)) = self.lean_request(&head) else {
                 // Boxed: inline, Pingora's request future would enlarge every connection's
                 // task, which a lean stream keeps for its whole life.
-                let pingora = self.serve_pingora(io, head, buf, settings.take(), shutdown);
+                let Some(digested) = with_digest(io, peer) else {
+                    return;
+                };
+                let pingora = self.serve_pingora(digested, head, buf, settings.take(), shutdown);
                 let Some(next) = Box::pin(pingora).await else {
                     return;
                 };
@@ -112,6 +121,7 @@ impl Front {
                 &mut buf,
                 req,
                 body_len,
+                origin,
                 CLIENT_READ_TIMEOUT,
                 CLIENT_WRITE_TIMEOUT,
             );
@@ -234,19 +244,21 @@ impl ServerApp for Front {
 /// one per plain request. A duplicate of the socket, registered here, takes its place; the
 /// original is deregistered and closed. TLS connections are left as they are.
 ///
-/// Whatever the client has sent already comes back with it. `None`: the client has closed.
-fn rehome(stream: Stream) -> Option<(Stream, BytesMut)> {
+/// Whatever the client has sent already comes back with it, and the peer's address. `None`:
+/// the client has closed. The duplicate carries no socket digest (about 400 bytes that a lean
+/// request never reads): [`with_digest`] gives it one before Pingora's pipeline needs it.
+fn rehome(stream: Stream) -> Option<(Stream, BytesMut, Option<SocketAddr>)> {
     let mut early = BytesMut::new();
+    let peer = stream
+        .get_socket_digest()
+        .and_then(|d| d.peer_addr()?.as_inet().copied());
     let Some(raw) = stream
         .as_any()
         .downcast_ref::<L4Stream>()
         .map(|s| s.as_raw_fd())
     else {
-        return Some((stream, early));
+        return Some((stream, early, peer));
     };
-    let peer = stream
-        .get_socket_digest()
-        .and_then(|d| d.peer_addr().cloned());
     let fd = {
         // SAFETY: the descriptor belongs to `stream`, which outlives this borrow; the borrow
         // is only used to duplicate it.
@@ -254,7 +266,7 @@ fn rehome(stream: Stream) -> Option<(Stream, BytesMut)> {
         borrowed.try_clone_to_owned()
     };
     let Ok(sock) = fd.map(std::net::TcpStream::from) else {
-        return Some((stream, early));
+        return Some((stream, early, peer));
     };
     // A fresh registration knows no readiness until the reactor's next turn, so a first read
     // through it would wait that turn for a request that is usually here already.
@@ -263,16 +275,30 @@ fn rehome(stream: Stream) -> Option<(Stream, BytesMut)> {
         Ok(_) => {}
     }
     let Ok(sock) = tokio::net::TcpStream::from_std(sock) else {
-        return Some((stream, early));
+        return Some((stream, early, peer));
     };
     drop(stream);
-    let mut fresh = L4Stream::from(sock);
-    let digest = SocketDigest::from_raw_fd(fresh.as_raw_fd());
-    if let Some(p) = peer {
-        let _ = digest.peer_addr.set(Some(p));
+    Some((Box::new(L4Stream::from(sock)), early, peer))
+}
+
+/// `io` with a socket digest naming `peer`, as Pingora's pipeline expects of a plain TCP
+/// connection (the client's address in its logs and in the request's context).
+fn with_digest(io: Stream, peer: Option<SocketAddr>) -> Option<Stream> {
+    if io.get_socket_digest().is_some() || !io.as_any().is::<L4Stream>() {
+        return Some(io);
     }
-    fresh.set_socket_digest(digest);
-    Some((Box::new(fresh), early))
+    match io.into_any().downcast::<L4Stream>() {
+        Ok(mut l4) => {
+            let digest = SocketDigest::from_raw_fd(l4.as_raw_fd());
+            if let Some(p) = peer {
+                let _ = digest.peer_addr.set(Some(PeerAddr::Inet(p)));
+            }
+            l4.set_socket_digest(digest);
+            Some(l4)
+        }
+        // Not reached: the type was checked above.
+        Err(_) => None,
+    }
 }
 
 /// Reads until `buf` holds a whole request head and returns its length. `None` when the

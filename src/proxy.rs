@@ -118,7 +118,7 @@ pub(crate) async fn respond_plain<D: Downstream>(
     if let Some((k, v)) = extra {
         resp.insert_header(k, v)?;
     }
-    session.write_header(resp).await?;
+    session.write_header(Box::new(resp)).await?;
     session.write_body(vec![body]).await?;
     session.finish().await
 }

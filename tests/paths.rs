@@ -68,7 +68,10 @@ fn chunked(pieces: &[&'static [u8]]) -> Body {
 async fn lean_and_pingora_requests_share_one_keepalive_connection() {
     let up = upstream().await;
     let proxy = Proxy::start(&config(up.addr)).await;
-    let tcp = TcpStream::connect(proxy.addr).await.unwrap();
+    // From 127.0.0.2 (loopback too), so that the client's address is told from a default.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let tcp = socket.connect(proxy.addr).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
         .await
         .unwrap();
@@ -108,6 +111,18 @@ async fn lean_and_pingora_requests_share_one_keepalive_connection() {
         ["/a", "/b", "/c", "/chat/1", "/chat/2", "/d", "/chat/3"]
     );
     assert_eq!(seen[4].1, b"{\"q\":1}");
+    // Both paths name the client to the upstream, whichever served the connection before.
+    let forwarded: Vec<Option<String>> = up
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.header("x-forwarded-for").map(str::to_owned))
+        .collect();
+    assert!(
+        forwarded.iter().all(|f| f.as_deref() == Some("127.0.0.2")),
+        "{forwarded:?}"
+    );
 }
 
 #[tokio::test]

@@ -38,6 +38,15 @@ pub struct Client<'a> {
     finished: bool,
 }
 
+/// Where a client connection comes from, found once per connection.
+#[derive(Clone, Copy, Debug)]
+pub struct Origin {
+    /// The connected peer's address.
+    pub peer: Option<IpAddr>,
+    /// Whether the connection is TLS.
+    pub tls: bool,
+}
+
 impl<'a> Client<'a> {
     /// A request whose head was `req` and whose body (`body_len` bytes) starts in `buf`.
     pub fn new(
@@ -45,16 +54,11 @@ impl<'a> Client<'a> {
         buf: &'a mut BytesMut,
         req: RequestHeader,
         body_len: u64,
+        origin: Origin,
         read_timeout: Duration,
         write_timeout: Duration,
     ) -> Self {
-        let digest = io.get_socket_digest();
-        let peer = digest
-            .as_ref()
-            .and_then(|d| d.peer_addr())
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
-        let tls = io.get_ssl_digest().is_some();
+        let Origin { peer, tls } = origin;
         let close = req.headers.get_all(header::CONNECTION).iter().any(|v| {
             v.as_bytes()
                 .split(|b| *b == b',')
@@ -140,7 +144,7 @@ impl Downstream for Client<'_> {
         self.status
     }
 
-    async fn write_header(&mut self, mut resp: ResponseHeader) -> Result<()> {
+    async fn write_header(&mut self, mut resp: Box<ResponseHeader>) -> Result<()> {
         self.chunked = chunked(&resp.headers);
         if !self.chunked && !resp.headers.contains_key(header::CONTENT_LENGTH) {
             self.keepalive = false;

@@ -252,7 +252,7 @@ impl Upstream {
 
     /// Reads until a final response head has arrived (1xx other than 101 are skipped) and
     /// returns it; the body follows through [`Upstream::read_body`].
-    pub async fn read_header(&mut self) -> Result<ResponseHeader> {
+    pub async fn read_header(&mut self) -> Result<Box<ResponseHeader>> {
         // A head that came in one read is parsed where it lies; one in pieces is gathered
         // first, and parsed once its end is in.
         let mut got = Bytes::new();
@@ -306,7 +306,7 @@ impl Upstream {
     }
 
     /// Sets up the body decoder for a final response head; `rest` was read past it.
-    fn start_body(&mut self, mut resp: ResponseHeader, rest: Bytes) -> Result<ResponseHeader> {
+    fn start_body(&mut self, mut resp: ResponseHeader, rest: Bytes) -> Result<Box<ResponseHeader>> {
         let framing = if resp.status.as_u16() == 101 {
             Framing::UntilClose
         } else {
@@ -317,7 +317,8 @@ impl Upstream {
         if !rest.is_empty() {
             self.early = Some(rest);
         }
-        Ok(resp)
+        // Boxed: it is passed on by value, and is larger than most of a stream's state.
+        Ok(Box::new(resp))
     }
 
     async fn read_some(&mut self) -> Result<Bytes> {

@@ -25,7 +25,10 @@ pub(crate) trait Downstream: Send {
     /// Writes the response head (it may wait for the body's first bytes or [`flush`]).
     ///
     /// [`flush`]: Downstream::flush
-    fn write_header(&mut self, resp: ResponseHeader) -> impl Future<Output = Result<()>> + Send;
+    fn write_header(
+        &mut self,
+        resp: Box<ResponseHeader>,
+    ) -> impl Future<Output = Result<()>> + Send;
     /// Whether written bytes are held back (a head waiting for the body's first bytes).
     fn holds_output(&self) -> bool;
     /// Sends whatever is written but held back, before a wait.
@@ -69,8 +72,8 @@ impl Downstream for Session {
         self.response_written().map(|r| r.status.as_u16())
     }
 
-    async fn write_header(&mut self, resp: ResponseHeader) -> Result<()> {
-        self.write_response_header(Box::new(resp), false).await
+    async fn write_header(&mut self, resp: Box<ResponseHeader>) -> Result<()> {
+        self.write_response_header(resp, false).await
     }
 
     fn holds_output(&self) -> bool {

@@ -169,7 +169,7 @@ impl<D: Downstream> Relay<'_, D> {
     /// `early_headers`: answer 200 with the SSE headers before the upstream is even asked.
     async fn start_early(&mut self) -> Result<()> {
         let resp = headers::early_sse_response(self.session.http11())?;
-        self.session.write_header(resp).await?;
+        self.session.write_header(Box::new(resp)).await?;
         // The point of early headers: the client sees them now, before the upstream answers.
         self.session.flush().await?;
         self.ctx.status = 200;
@@ -307,7 +307,7 @@ impl<D: Downstream> Relay<'_, D> {
         upstream: &mut Upstream,
         pool: &crate::upstream::Pool,
         trusted: &[ipnet::IpNet],
-    ) -> std::result::Result<ResponseHeader, Stop> {
+    ) -> std::result::Result<Box<ResponseHeader>, Stop> {
         let mut sent = Sent::default();
         match self.exchange(upstream, trusted, &mut sent).await {
             Err(Stop::Upstream(e, _)) if stale(&e) && upstream.stale_maybe() && sent.replayable => {
@@ -334,7 +334,7 @@ impl<D: Downstream> Relay<'_, D> {
         upstream: &mut Upstream,
         trusted: &[ipnet::IpNet],
         sent: &mut Sent,
-    ) -> std::result::Result<ResponseHeader, Stop> {
+    ) -> std::result::Result<Box<ResponseHeader>, Stop> {
         self.send_request(upstream, trusted, sent).await?;
         self.wait_for_header(upstream).await
     }
@@ -378,19 +378,22 @@ impl<D: Downstream> Relay<'_, D> {
     async fn wait_for_header(
         &mut self,
         upstream: &mut Upstream,
-    ) -> std::result::Result<ResponseHeader, Stop> {
+    ) -> std::result::Result<Box<ResponseHeader>, Stop> {
         let silent = "no response header from the upstream in time";
-        self.await_upstream(upstream.read_header(), silent).await
+        let read = std::pin::pin!(upstream.read_header());
+        self.await_upstream(read, silent).await
     }
 
     /// Waits for an upstream read while watching the client (gone: stop) and the clock
     /// (heartbeats while the upstream is late, and its idle timeout).
+    ///
+    /// `read` comes pinned by the caller: taken by value, it would have two places in this
+    /// future (the argument's and the pinned local's), in every stream's state.
     async fn await_upstream<T>(
         &mut self,
-        read: impl std::future::Future<Output = Result<T>>,
+        mut read: std::pin::Pin<&mut impl std::future::Future<Output = Result<T>>>,
         silent: &'static str,
     ) -> std::result::Result<T, Stop> {
-        tokio::pin!(read);
         // What is already here needs no wait, so anything held back can still go with it.
         let now = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
         if let Poll::Ready(r) = now {
@@ -435,7 +438,10 @@ impl<D: Downstream> Relay<'_, D> {
     }
 
     /// Writes the response header (unless `early_headers` already did) and starts the stream.
-    async fn forward_header(&mut self, mut resp: ResponseHeader) -> std::result::Result<(), Stop> {
+    async fn forward_header(
+        &mut self,
+        mut resp: Box<ResponseHeader>,
+    ) -> std::result::Result<(), Stop> {
         let now = Instant::now();
         if self.ctx.stream.is_some() {
             // early_headers: the client already has a 200; only success can continue it.
@@ -507,7 +513,8 @@ impl<D: Downstream> Relay<'_, D> {
         upstream: &mut Upstream,
     ) -> std::result::Result<Option<Bytes>, Stop> {
         let silent = "upstream silent for the idle timeout";
-        self.await_upstream(upstream.read_body(), silent).await
+        let read = std::pin::pin!(upstream.read_body());
+        self.await_upstream(read, silent).await
     }
 
     /// Passes upstream chunks to the client as they are, in one write.
