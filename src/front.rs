@@ -15,8 +15,6 @@
 //! connection as long as it liked. From a head's first byte, the whole head must be in within
 //! the limit, or the connection closes unanswered.
 
-use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,16 +23,16 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::{header, Method, Version};
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
 use pingora::protocols::http::ServerSession;
-use pingora::protocols::l4::socket::SocketAddr as PeerAddr;
-use pingora::protocols::l4::stream::Stream as L4Stream;
-use pingora::protocols::{GetSocketDigest, SocketDigest, Stream, ALPN};
+use pingora::protocols::{Stream, ALPN};
 use pingora::server::ShutdownWatch;
 use pingora::{Error, ErrorType};
 use pingora_http::RequestHeader;
 use pingora_proxy::HttpProxy;
+use tokio::io::AsyncRead;
 use tokio::time::Instant;
 
 use crate::h1::body::Framing;
+use crate::h1::conn::Conn;
 use crate::h1::downstream::{Client, Origin};
 use crate::h1::{head, scratch};
 use crate::proxy::{self, Gateway, RequestCtx};
@@ -65,12 +63,12 @@ impl Front {
 
     /// Serves an HTTP/1 connection, request after request, until it closes.
     async fn serve_h1(&self, io: Stream, shutdown: &ShutdownWatch) {
-        let Some((mut io, mut buf, peer)) = rehome(io) else {
+        let Some((mut conn, mut buf, peer)) = Conn::adopt(io) else {
             return;
         };
         let origin = Origin {
             peer: peer.map(|a| a.ip()),
-            tls: io.get_ssl_digest().is_some(),
+            tls: conn.is_tls(),
         };
         let mut settings: Option<HttpPersistentSettings> = None;
         let mut idle = FIRST_HEAD_WAIT;
@@ -78,7 +76,7 @@ impl Front {
             let limit = self.shared.site().config.header_timeout;
             // Boxed: a head is read in moments, and inline its wait would take room in the
             // connection's task for as long as the request it reads is served.
-            let read = Box::pin(read_head(&mut io, &mut buf, idle, limit));
+            let read = Box::pin(read_head(conn.io(), &mut buf, idle, limit));
             let Some(end) = read.await else {
                 return;
             };
@@ -101,14 +99,12 @@ impl Front {
             let Some((req, body_len)) = self.lean_request(&head) else {
                 // Boxed: inline, Pingora's request future would enlarge every connection's
                 // task, which a lean stream keeps for its whole life.
-                let Some(digested) = with_digest(io, peer) else {
+                let io = conn.into_pingora(peer);
+                let pingora = self.serve_pingora(io, head, buf, settings.take(), shutdown);
+                let Some((io, rest, next)) = Box::pin(pingora).await else {
                     return;
                 };
-                let pingora = self.serve_pingora(digested, head, buf, settings.take(), shutdown);
-                let Some(next) = Box::pin(pingora).await else {
-                    return;
-                };
-                (io, buf, settings) = next;
+                (conn, buf, settings) = (Conn::Pingora(io), rest, next);
                 if *shutdown.borrow() {
                     return;
                 }
@@ -117,7 +113,7 @@ impl Front {
             // Inline: a lean request, a stream above all, is what this task is for. (Made here
             // and lent, the request has one place in this future, not one per async fn.)
             let mut client = Client::new(
-                &mut io,
+                conn.io(),
                 &mut buf,
                 req,
                 body_len,
@@ -236,76 +232,11 @@ impl ServerApp for Front {
     }
 }
 
-/// Registers a plain TCP connection with the runtime of the thread that serves it.
-///
-/// Pingora registers every accepted socket with the runtime that runs its accept loop, then
-/// serves the connection on any worker thread. Each read readiness of a connection served
-/// elsewhere then costs a cross-thread wake (an eventfd write and a futex): measured at about
-/// one per plain request. A duplicate of the socket, registered here, takes its place; the
-/// original is deregistered and closed. TLS connections are left as they are.
-///
-/// Whatever the client has sent already comes back with it, and the peer's address. `None`:
-/// the client has closed. The duplicate carries no socket digest (about 400 bytes that a lean
-/// request never reads): [`with_digest`] gives it one before Pingora's pipeline needs it.
-fn rehome(stream: Stream) -> Option<(Stream, BytesMut, Option<SocketAddr>)> {
-    let mut early = BytesMut::new();
-    let peer = stream
-        .get_socket_digest()
-        .and_then(|d| d.peer_addr()?.as_inet().copied());
-    let Some(raw) = stream
-        .as_any()
-        .downcast_ref::<L4Stream>()
-        .map(|s| s.as_raw_fd())
-    else {
-        return Some((stream, early, peer));
-    };
-    let fd = {
-        // SAFETY: the descriptor belongs to `stream`, which outlives this borrow; the borrow
-        // is only used to duplicate it.
-        let borrowed = unsafe { BorrowedFd::borrow_raw(raw) };
-        borrowed.try_clone_to_owned()
-    };
-    let Ok(sock) = fd.map(std::net::TcpStream::from) else {
-        return Some((stream, early, peer));
-    };
-    // A fresh registration knows no readiness until the reactor's next turn, so a first read
-    // through it would wait that turn for a request that is usually here already.
-    match scratch::read_now(&sock, &mut early) {
-        Ok(Some(0)) | Err(_) => return None,
-        Ok(_) => {}
-    }
-    let Ok(sock) = tokio::net::TcpStream::from_std(sock) else {
-        return Some((stream, early, peer));
-    };
-    drop(stream);
-    Some((Box::new(L4Stream::from(sock)), early, peer))
-}
-
-/// `io` with a socket digest naming `peer`, as Pingora's pipeline expects of a plain TCP
-/// connection (the client's address in its logs and in the request's context).
-fn with_digest(io: Stream, peer: Option<SocketAddr>) -> Option<Stream> {
-    if io.get_socket_digest().is_some() || !io.as_any().is::<L4Stream>() {
-        return Some(io);
-    }
-    match io.into_any().downcast::<L4Stream>() {
-        Ok(mut l4) => {
-            let digest = SocketDigest::from_raw_fd(l4.as_raw_fd());
-            if let Some(p) = peer {
-                let _ = digest.peer_addr.set(Some(PeerAddr::Inet(p)));
-            }
-            l4.set_socket_digest(digest);
-            Some(l4)
-        }
-        // Not reached: the type was checked above.
-        Err(_) => None,
-    }
-}
-
 /// Reads until `buf` holds a whole request head and returns its length. `None` when the
 /// client closed, stayed idle for `idle` before a head began, or took longer than `limit` over
 /// one: the connection then closes unanswered.
 async fn read_head(
-    io: &mut Stream,
+    io: &mut (impl AsyncRead + Unpin + ?Sized),
     buf: &mut BytesMut,
     idle: Duration,
     limit: Duration,

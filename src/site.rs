@@ -20,7 +20,7 @@ use crate::upstream::{Pool, Upstreams};
 /// Per-route live state, parallel to the config's routes.
 pub struct RouteState {
     /// The route's metric handles.
-    pub metrics: RouteMetrics,
+    pub metrics: Arc<RouteMetrics>,
     /// The route's stream limits.
     pub limits: Arc<RouteLimits>,
 }
@@ -57,7 +57,7 @@ impl Site {
                         .map(|(_, st)| st.limits.clone())
                 });
                 RouteState {
-                    metrics: metrics.route(&r.name),
+                    metrics: Arc::new(metrics.route(&r.name)),
                     limits: carried.unwrap_or_else(|| {
                         RouteLimits::new(r.max_streams, r.max_streams_per_client)
                     }),

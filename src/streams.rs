@@ -156,7 +156,8 @@ pub struct TrackedStream {
     observer: StreamObserver,
     live: Arc<LiveStream>,
     registry: Arc<Registry>,
-    metrics: RouteMetrics,
+    /// Shared by the route's streams: one pointer here, not its twenty-odd handles.
+    metrics: Arc<RouteMetrics>,
     started: Instant,
     outcome: Option<Outcome>,
     /// Counts not yet added to the shared counters (see [`PUBLISH_EVERY`]).
@@ -182,7 +183,7 @@ impl TrackedStream {
     pub fn start(
         framing: Framing,
         started: Instant,
-        metrics: RouteMetrics,
+        metrics: Arc<RouteMetrics>,
         registry: Arc<Registry>,
         client: IpAddr,
         upstream: String,
@@ -350,7 +351,7 @@ mod tests {
     fn registry_follows_the_stream_and_gauge_returns_to_zero() {
         let m = Metrics::new();
         let reg = Arc::new(Registry::new());
-        let rm = m.route("chat");
+        let rm = Arc::new(m.route("chat"));
         let started = Instant::now();
         let mut s = TrackedStream::start(
             Framing::Sse,
@@ -390,7 +391,7 @@ mod tests {
     fn dropped_without_finish_still_closes() {
         let m = Metrics::new();
         let reg = Arc::new(Registry::new());
-        let rm = m.route("r");
+        let rm = Arc::new(m.route("r"));
         let s = TrackedStream::start(
             Framing::Ndjson,
             Instant::now(),

@@ -8,19 +8,19 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http::header;
 use pingora::protocols::http::date::get_cached_date;
-use pingora::protocols::Stream;
 use pingora::{Error, ErrorType, OrErr, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::body::{encode_chunks, LAST_CHUNK};
+use super::conn::ClientIo;
 use super::head::{chunked, response_to_wire};
 use super::scratch;
 use crate::relay::Downstream;
 
 /// One request on a client connection.
 pub struct Client<'a> {
-    io: &'a mut Stream,
+    io: &'a mut dyn ClientIo,
     /// Bytes the client sent past the request head (its body first).
     buf: &'a mut BytesMut,
     req: RequestHeader,
@@ -50,7 +50,7 @@ pub struct Origin {
 impl<'a> Client<'a> {
     /// A request whose head was `req` and whose body (`body_len` bytes) starts in `buf`.
     pub fn new(
-        io: &'a mut Stream,
+        io: &'a mut dyn ClientIo,
         buf: &'a mut BytesMut,
         req: RequestHeader,
         body_len: u64,
