@@ -70,7 +70,8 @@ impl Front {
             peer: peer.map(|a| a.ip()),
             tls: conn.is_tls(),
         };
-        let mut settings: Option<HttpPersistentSettings> = None;
+        // Boxed: only a connection Pingora's pipeline has served has any.
+        let mut settings: Option<Box<HttpPersistentSettings>> = None;
         let mut idle = FIRST_HEAD_WAIT;
         loop {
             let limit = self.shared.site().config.header_timeout;
@@ -81,34 +82,37 @@ impl Front {
                 return;
             };
             idle = Duration::from_secs(CLIENT_KEEPALIVE_SECS);
-            // The request's header values are slices of its head for its whole life: the head
-            // is taken as it was read when nothing came after it, else copied, so that a body
-            // or a next request read with it is not kept too.
-            let head = if buf.len() == end {
-                buf.split().freeze()
-            } else {
-                let head = Bytes::copy_from_slice(&buf[..end]);
-                buf.advance(end);
-                head
-            };
-            if buf.is_empty() {
-                buf = BytesMut::new();
-            }
-            // (A `let`, not an `if let`: the parsed request would otherwise keep its room in
-            // this future while it is served.)
-            let Some((req, body_len)) = self.lean_request(&head) else {
-                // Boxed: inline, Pingora's request future would enlarge every connection's
-                // task, which a lean stream keeps for its whole life.
-                let io = conn.into_pingora(peer);
-                let pingora = self.serve_pingora(io, head, buf, settings.take(), shutdown);
-                let Some((io, rest, next)) = Box::pin(pingora).await else {
-                    return;
+            // In a block, so that the head and the parsed request keep no room of their own in
+            // this future while the request is served (an `if let` would keep the parse).
+            let (req, body_len) = {
+                // The request's header values are slices of its head for its whole life: the
+                // head is taken as it was read when nothing came after it, else copied, so
+                // that a body or a next request read with it is not kept too.
+                let head = if buf.len() == end {
+                    buf.split().freeze()
+                } else {
+                    let head = Bytes::copy_from_slice(&buf[..end]);
+                    buf.advance(end);
+                    head
                 };
-                (conn, buf, settings) = (Conn::Pingora(io), rest, next);
-                if *shutdown.borrow() {
-                    return;
+                if buf.is_empty() {
+                    buf = BytesMut::new();
                 }
-                continue;
+                let Some(lean) = self.lean_request(&head) else {
+                    // Boxed: inline, Pingora's request future would enlarge every
+                    // connection's task, which a lean stream keeps for its whole life.
+                    let io = conn.into_pingora(peer);
+                    let pingora = self.serve_pingora(io, head, buf, settings.take(), shutdown);
+                    let Some((io, rest, next)) = Box::pin(pingora).await else {
+                        return;
+                    };
+                    (conn, buf, settings) = (Conn::Pingora(io), rest, next);
+                    if *shutdown.borrow() {
+                        return;
+                    }
+                    continue;
+                };
+                lean
             };
             // Inline: a lean request, a stream above all, is what this task is for. (Made here
             // and lent, the request has one place in this future, not one per async fn.)
@@ -134,9 +138,9 @@ impl Front {
         io: Stream,
         head: Bytes,
         buf: BytesMut,
-        settings: Option<HttpPersistentSettings>,
+        settings: Option<Box<HttpPersistentSettings>>,
         shutdown: &ShutdownWatch,
-    ) -> Option<(Stream, BytesMut, Option<HttpPersistentSettings>)> {
+    ) -> Option<(Stream, BytesMut, Option<Box<HttpPersistentSettings>>)> {
         let mut again = BytesMut::with_capacity(head.len() + buf.len());
         again.extend_from_slice(&head);
         again.extend_from_slice(&buf);
@@ -151,7 +155,7 @@ impl Front {
         let (stream, next) = reused.consume();
         let replay = stream.into_any().downcast::<Replay>().ok()?;
         let (io, buf) = replay.into_parts();
-        Some((io, buf, next))
+        Some((io, buf, next.map(Box::new)))
     }
 
     /// The request head and body length if the lean path can serve this request: plain
