@@ -9,6 +9,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read};
 use std::net::SocketAddr;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -321,19 +322,36 @@ impl Upstream {
         Ok(Box::new(resp))
     }
 
-    async fn read_some(&mut self) -> Result<Bytes> {
-        loop {
-            self.sock
-                .readable()
-                .await
-                .or_err(ErrorType::ReadError, "reading from the upstream")?;
-            let now = try_read_now(&self.sock, !self.busy)
-                .or_err(ErrorType::ReadError, "reading from the upstream")?;
+    /// The next bytes the upstream sends (empty: it closed).
+    ///
+    /// Polled by hand rather than written as an `async fn` over `readable()`: tokio's
+    /// readiness future carries a waiter node, about 150 bytes that every open stream would
+    /// hold while it waits. Polling readiness uses the socket's own waker slot instead (one
+    /// task reads a connection at a time).
+    fn read_some(&mut self) -> impl std::future::Future<Output = Result<Bytes>> + '_ {
+        std::future::poll_fn(move |cx| loop {
+            if let Err(e) = std::task::ready!(self.sock.poll_read_ready(cx)) {
+                return Poll::Ready(Err(io_err(
+                    ErrorType::ReadError,
+                    "reading from the upstream",
+                    e,
+                )));
+            }
+            let now = match try_read_now(&self.sock, !self.busy) {
+                Ok(now) => now,
+                Err(e) => {
+                    return Poll::Ready(Err(io_err(
+                        ErrorType::ReadError,
+                        "reading from the upstream",
+                        e,
+                    )))
+                }
+            };
             if let Some(b) = now.bytes {
                 self.drained = now.drained;
-                return Ok(b);
+                return Poll::Ready(Ok(b));
             }
-        }
+        })
     }
 
     /// Feeds what was read (empty: the connection closed) to the decoder.
