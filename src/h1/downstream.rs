@@ -26,8 +26,7 @@ pub struct Client<'a> {
     req: RequestHeader,
     /// Request body bytes not read yet.
     body_left: u64,
-    peer: Option<IpAddr>,
-    tls: bool,
+    origin: Origin,
     read_timeout: Duration,
     write_timeout: Duration,
     status: Option<u16>,
@@ -58,7 +57,6 @@ impl<'a> Client<'a> {
         read_timeout: Duration,
         write_timeout: Duration,
     ) -> Self {
-        let Origin { peer, tls } = origin;
         let close = req.headers.get_all(header::CONNECTION).iter().any(|v| {
             v.as_bytes()
                 .split(|b| *b == b',')
@@ -70,8 +68,7 @@ impl<'a> Client<'a> {
             buf,
             req,
             body_left: body_len,
-            peer,
-            tls,
+            origin,
             read_timeout,
             write_timeout,
             status: None,
@@ -129,11 +126,11 @@ impl Downstream for Client<'_> {
     }
 
     fn peer_ip(&self) -> Option<IpAddr> {
-        self.peer
+        self.origin.peer
     }
 
     fn is_tls(&self) -> bool {
-        self.tls
+        self.origin.tls
     }
 
     fn is_upgrade_req(&self) -> bool {

@@ -325,31 +325,26 @@ impl Upstream {
     /// The next bytes the upstream sends (empty: it closed).
     ///
     /// Polled by hand rather than written as an `async fn` over `readable()`: tokio's
-    /// readiness future carries a waiter node, about 150 bytes that every open stream would
+    /// readiness future carries a waiter node, about 100 bytes that every open stream would
     /// hold while it waits. Polling readiness uses the socket's own waker slot instead (one
     /// task reads a connection at a time).
     fn read_some(&mut self) -> impl std::future::Future<Output = Result<Bytes>> + '_ {
         std::future::poll_fn(move |cx| loop {
-            if let Err(e) = std::task::ready!(self.sock.poll_read_ready(cx)) {
-                return Poll::Ready(Err(io_err(
-                    ErrorType::ReadError,
-                    "reading from the upstream",
-                    e,
-                )));
-            }
-            let now = match try_read_now(&self.sock, !self.busy) {
-                Ok(now) => now,
-                Err(e) => {
-                    return Poll::Ready(Err(io_err(
-                        ErrorType::ReadError,
-                        "reading from the upstream",
-                        e,
-                    )))
+            let now = std::task::ready!(self.sock.poll_read_ready(cx))
+                .and_then(|()| try_read_now(&self.sock, !self.busy))
+                .or_err(ErrorType::ReadError, "reading from the upstream");
+            match now {
+                Err(e) => return Poll::Ready(Err(e)),
+                Ok(ReadNow {
+                    bytes: Some(b),
+                    drained,
+                    ..
+                }) => {
+                    self.drained = drained;
+                    return Poll::Ready(Ok(b));
                 }
-            };
-            if let Some(b) = now.bytes {
-                self.drained = now.drained;
-                return Poll::Ready(Ok(b));
+                // Not ready after all: tokio's readiness is cleared, and the next poll waits.
+                Ok(_) => {}
             }
         })
     }
@@ -637,6 +632,16 @@ mod tests {
         up.send_head(&wire, req).await.expect("send");
     }
 
+    /// One `GET /` through `pool` to a server answering `ok`, the connection then kept idle.
+    async fn exchange_and_keep(pool: &IdlePool, addr: SocketAddr) {
+        let mut up = pool.get(addr, W, W, true).await.expect("connect");
+        let req = RequestHeader::build("GET", b"/", None).expect("req");
+        send(&mut up, &req).await;
+        up.read_header().await.expect("head");
+        assert_eq!(body(&mut up).await, b"ok");
+        pool.put(up);
+    }
+
     async fn body(up: &mut Upstream) -> Vec<u8> {
         let mut all = Vec::new();
         while let Some(b) = up.read_body().await.expect("body") {
@@ -681,12 +686,7 @@ mod tests {
                 let _ = closing.recv();
             });
             let pool = IdlePool::new(W);
-            let mut up = pool.get(addr, W, W, true).await.expect("connect");
-            let req = RequestHeader::build("GET", b"/", None).expect("req");
-            send(&mut up, &req).await;
-            up.read_header().await.expect("head");
-            assert_eq!(body(&mut up).await, b"ok");
-            pool.put(up);
+            exchange_and_keep(&pool, addr).await;
             // The server closes, and this task does not yield until `take`: tokio's reactor
             // has not turned since, so only the socket itself knows.
             close.send(()).expect("signal");
@@ -706,12 +706,7 @@ mod tests {
     async fn the_sweeper_closes_what_a_server_closed() {
         let (addr, h) = server(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
         let pool = IdlePool::new(W);
-        let mut up = pool.get(addr, W, W, true).await.expect("connect");
-        let req = RequestHeader::build("GET", b"/", None).expect("req");
-        send(&mut up, &req).await;
-        up.read_header().await.expect("head");
-        assert_eq!(body(&mut up).await, b"ok");
-        pool.put(up);
+        exchange_and_keep(&pool, addr).await;
         assert_eq!(IDLE.with_borrow(|i| i.get(&addr).map_or(0, Vec::len)), 1);
         h.await.expect("server"); // it closes its side now
         tokio::time::sleep(SWEEP_EVERY + Duration::from_millis(500)).await;
