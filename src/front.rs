@@ -40,6 +40,7 @@ use crate::proxy::{CLIENT_KEEPALIVE_SECS, CLIENT_READ_TIMEOUT, CLIENT_WRITE_TIME
 use crate::relay::Downstream;
 use crate::replay::Replay;
 use crate::site::Shared;
+use crate::timer::Timer;
 
 /// How long a new connection may wait before its first byte (Pingora's own default).
 const FIRST_HEAD_WAIT: Duration = Duration::from_secs(60);
@@ -73,11 +74,13 @@ impl Front {
         // Boxed: only a connection Pingora's pipeline has served has any.
         let mut settings: Option<Box<HttpPersistentSettings>> = None;
         let mut idle = FIRST_HEAD_WAIT;
+        // Every wait of this connection on the lean path, one after another.
+        let mut timer = Timer::new(Instant::now() + idle);
         loop {
             let limit = self.shared.site().config.header_timeout;
             // Boxed: a head is read in moments, and inline its wait would take room in the
             // connection's task for as long as the request it reads is served.
-            let read = Box::pin(read_head(conn.io(), &mut buf, idle, limit));
+            let read = Box::pin(read_head(conn.io(), &mut buf, &mut timer, idle, limit));
             let Some(end) = read.await else {
                 return;
             };
@@ -125,7 +128,7 @@ impl Front {
                 CLIENT_READ_TIMEOUT,
                 CLIENT_WRITE_TIMEOUT,
             );
-            if !self.serve_lean(&mut client, shutdown).await || *shutdown.borrow() {
+            if !self.serve_lean(&mut client, &mut timer, shutdown).await || *shutdown.borrow() {
                 return;
             }
         }
@@ -177,12 +180,17 @@ impl Front {
     }
 
     /// Serves one request on the lean path; `true` if the connection may carry another.
-    async fn serve_lean(&self, client: &mut Client<'_>, shutdown: &ShutdownWatch) -> bool {
+    async fn serve_lean(
+        &self,
+        client: &mut Client<'_>,
+        timer: &mut Timer,
+        shutdown: &ShutdownWatch,
+    ) -> bool {
         let mut ctx = RequestCtx::new(&self.shared);
         if *shutdown.borrow() {
             client.close_after();
         }
-        let error = match proxy::admit(&self.shared, client, &mut ctx, true).await {
+        let error = match proxy::admit(&self.shared, client, &mut ctx, true, Some(timer)).await {
             Ok(true) => None,
             Ok(false) => Some(Error::explain(
                 ErrorType::InternalError,
@@ -242,6 +250,7 @@ impl ServerApp for Front {
 async fn read_head(
     io: &mut (impl AsyncRead + Unpin + ?Sized),
     buf: &mut BytesMut,
+    timer: &mut Timer,
     idle: Duration,
     limit: Duration,
 ) -> Option<usize> {
@@ -256,16 +265,21 @@ async fn read_head(
             return Some(buf.len());
         }
         scanned = head::resume_at(buf.len());
-        let wait = deadline.map_or(idle, |d| d.saturating_duration_since(Instant::now()));
-        match tokio::time::timeout(wait, scratch::read_append(io, scratch::SIZE, buf)).await {
-            Ok(Ok(n)) if n > 0 => {
-                deadline.get_or_insert_with(|| Instant::now() + limit);
-            }
-            Err(_) if deadline.is_some() => {
-                log::debug!("request head not complete within {limit:?}: closing");
+        timer.set(deadline.unwrap_or_else(|| Instant::now() + idle));
+        tokio::select! {
+            biased;
+            read = scratch::read_append(io, scratch::SIZE, buf) => match read {
+                Ok(n) if n > 0 => {
+                    deadline.get_or_insert_with(|| Instant::now() + limit);
+                }
+                _ => return None,
+            },
+            _ = timer.fired() => {
+                if deadline.is_some() {
+                    log::debug!("request head not complete within {limit:?}: closing");
+                }
                 return None;
             }
-            _ => return None,
         }
     }
 }
@@ -287,7 +301,14 @@ mod tests {
         let (mut io, mut client) = pair();
         let reader = tokio::spawn(async move {
             let mut buf = BytesMut::new();
-            read_head(&mut io, &mut buf, 30 * S, 10 * S).await
+            read_head(
+                &mut io,
+                &mut buf,
+                &mut Timer::new(Instant::now()),
+                30 * S,
+                10 * S,
+            )
+            .await
         });
         client
             .write_all(b"GET / HTTP/1.1\r\n")
@@ -307,7 +328,14 @@ mod tests {
         let (mut io, mut client) = pair();
         let reader = tokio::spawn(async move {
             let mut buf = BytesMut::new();
-            let end = read_head(&mut io, &mut buf, 60 * S, 10 * S).await;
+            let end = read_head(
+                &mut io,
+                &mut buf,
+                &mut Timer::new(Instant::now()),
+                60 * S,
+                10 * S,
+            )
+            .await;
             (end, buf)
         });
         // Idle before the head is the keepalive's business, not this clock's.
@@ -330,7 +358,10 @@ mod tests {
         let (mut io, _client) = pair();
         let t0 = Instant::now();
         let mut buf = BytesMut::new();
-        assert_eq!(read_head(&mut io, &mut buf, 5 * S, S).await, None);
+        assert_eq!(
+            read_head(&mut io, &mut buf, &mut Timer::new(Instant::now()), 5 * S, S).await,
+            None
+        );
         assert_eq!(t0.elapsed(), 5 * S);
     }
 }

@@ -30,4 +30,5 @@ pub mod server;
 pub mod site;
 pub mod sse;
 pub mod streams;
+pub mod timer;
 pub mod upstream;

@@ -23,6 +23,7 @@ use crate::observe::StreamEnd;
 use crate::relay::Downstream;
 use crate::site::{InFlight, Shared, Site};
 use crate::streams::TrackedStream;
+use crate::timer::Timer;
 use crate::upstream::Lease;
 
 /// How long an idle client connection is kept open between requests (Pingora's default
@@ -125,12 +126,13 @@ pub(crate) async fn respond_plain<D: Downstream>(
 
 /// Routes a request, applies its route's limits and relays it if it is a stream route, an
 /// upgrade, or `relay_all` (the lean path): `Ok(true)` when the response is complete,
-/// `Ok(false)` when Pingora's pipeline proxies it.
+/// `Ok(false)` when Pingora's pipeline proxies it. `timer`: the connection's, if it keeps one.
 pub(crate) async fn admit<D: Downstream>(
     shared: &Shared,
     session: &mut D,
     ctx: &mut RequestCtx,
     relay_all: bool,
+    timer: Option<&mut Timer>,
 ) -> Result<bool> {
     let site = shared.site();
     let req = session.req_header();
@@ -171,7 +173,16 @@ pub(crate) async fn admit<D: Downstream>(
     // Stream routes need timed writes; upgrades need a tunnel Pingora can start reliably.
     if relay_all || route.stream.is_some() || session.is_upgrade_req() {
         // Boxed: the relay is needed only here, and this future lives as long as the request.
-        return Box::pin(crate::relay::serve(shared, session, ctx)).await;
+        return match timer {
+            Some(timer) => Box::pin(crate::relay::serve(shared, session, ctx, timer)).await,
+            None => {
+                Box::pin(async move {
+                    let mut timer = Timer::new(tokio::time::Instant::now());
+                    crate::relay::serve(shared, session, ctx, &mut timer).await
+                })
+                .await
+            }
+        };
     }
     Ok(false)
 }
@@ -303,7 +314,7 @@ impl ProxyHttp for Gateway {
 
     /// Routes the request, applies limits, and serves stream routes through the relay.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        admit(&self.shared, session, ctx, false).await
+        admit(&self.shared, session, ctx, false, None).await
     }
 
     /// Picks a server (another one on a retry) for the pipeline.

@@ -1,7 +1,6 @@
 //! The client side of a stream-route request on ssegate's lean path: an HTTP/1.1 connection
 //! whose request head the [`front`](crate::front) has already read, answered with chunks.
 
-use std::future::Future;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -17,6 +16,7 @@ use super::conn::ClientIo;
 use super::head::{chunked, response_to_wire};
 use super::scratch;
 use crate::relay::Downstream;
+use crate::timer::within;
 
 /// One request on a client connection.
 pub struct Client<'a> {
@@ -91,20 +91,12 @@ impl<'a> Client<'a> {
 
     async fn send(&mut self, bytes: &[u8]) -> Result<()> {
         let io = &mut *self.io;
-        let mut write = std::pin::pin!(async move {
+        let write = std::pin::pin!(async move {
             io.write_all(bytes).await?;
             io.flush().await
         });
-        // Nearly every write completes at once: the timer is armed only for one that waits,
-        // and boxed, so that it takes no room in every write's future.
-        let now = std::future::poll_fn(|cx| std::task::Poll::Ready(write.as_mut().poll(cx))).await;
-        let done = match now {
-            std::task::Poll::Ready(r) => Ok(r),
-            std::task::Poll::Pending => {
-                Box::pin(tokio::time::timeout(self.write_timeout, write)).await
-            }
-        };
-        match done {
+        // Nearly every write completes at once, and then needs no timer.
+        match within(self.write_timeout, write).await {
             Err(_) => Error::e_explain(ErrorType::WriteTimedout, "writing to the client"),
             Ok(r) => r.or_err(ErrorType::WriteError, "writing to the client"),
         }

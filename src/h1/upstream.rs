@@ -22,6 +22,7 @@ use tokio::net::TcpStream;
 
 use super::body::{encode_chunks, Decoder, Framing, LAST_CHUNK};
 use super::{head, scratch};
+use crate::timer::within;
 
 /// Largest response head accepted from an upstream.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
@@ -210,7 +211,8 @@ impl Upstream {
         if rest.is_empty() {
             return Ok(());
         }
-        match tokio::time::timeout(self.write_timeout, self.sock.write_all(rest)).await {
+        let write = std::pin::pin!(self.sock.write_all(rest));
+        match within(self.write_timeout, write).await {
             Err(_) => Error::e_explain(ErrorType::WriteTimedout, "writing to the upstream"),
             Ok(r) => r.or_err(ErrorType::WriteError, "writing to the upstream"),
         }

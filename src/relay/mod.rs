@@ -37,6 +37,7 @@ use crate::proxy::{bounded, error_status, RequestCtx};
 use crate::proxy::{UPGRADED_IDLE, UPSTREAM_POOL_IDLE, UPSTREAM_WRITE_TIMEOUT};
 use crate::site::{RouteState, Shared};
 use crate::sse::Framing;
+use crate::timer::Timer;
 
 /// An upstream peer for a pre-resolved address (no DNS on the request path).
 pub fn peer(
@@ -75,11 +76,12 @@ fn down(e: Box<Error>) -> Stop {
 }
 
 /// Relays a request (a stream route, an upgrade, or any route on the lean path); `Ok(true)`
-/// means the response is complete.
+/// means the response is complete. `timer` is for its waits (its deadline is set here).
 pub(crate) async fn serve<D: Downstream>(
     shared: &Shared,
     session: &mut D,
     ctx: &mut RequestCtx,
+    timer: &mut Timer,
 ) -> Result<bool> {
     let (site, index) = ctx.routed()?;
     let Some((route, state, pool)) = site.served(index) else {
@@ -91,14 +93,16 @@ pub(crate) async fn serve<D: Downstream>(
     } else {
         mode.idle
     };
+    let now = Instant::now();
+    timer.set((now + header_wait).into());
     let mut relay = Relay {
         shared,
         session,
         ctx,
         state,
         mode,
-        schedule: Schedule::new(header_wait, None, Instant::now()),
-        timer: Box::pin(tokio::time::sleep(header_wait)),
+        schedule: Schedule::new(header_wait, None, now),
+        timer,
     };
     if mode.early_headers {
         // Rare paths are boxed (here, the tunnel, the error event): inline, they would
@@ -160,9 +164,9 @@ struct Relay<'a, D> {
     state: &'a RouteState,
     mode: Mode,
     schedule: Schedule,
-    /// The schedule's one timer, kept for the stream's life: moving a deadline later is
-    /// cheap for tokio, registering a new timer per event is not.
-    timer: std::pin::Pin<Box<tokio::time::Sleep>>,
+    /// The schedule's one timer (the connection's, on the lean path), kept for the stream's
+    /// life: moving a deadline later is cheap, a new timer per event is not.
+    timer: &'a mut Timer,
 }
 
 impl<D: Downstream> Relay<'_, D> {
@@ -410,7 +414,7 @@ impl<D: Downstream> Relay<'_, D> {
                 biased;
                 r = &mut read => return r.map_err(up),
                 r = self.session.hang_up() => return Err(gone(r)),
-                _ = &mut self.timer => {
+                _ = self.timer.fired() => {
                     match self.schedule.on_wake(Instant::now(), self.at_boundary()) {
                         Wake::IdleTimeout => {
                             let e = Error::explain(ErrorType::ReadTimedout, silent);
@@ -426,15 +430,12 @@ impl<D: Downstream> Relay<'_, D> {
         }
     }
 
-    /// Makes sure the timer fires by the schedule's next wake. A deadline that only moved
-    /// later (each upstream chunk moves it) is left alone: the timer then fires early, and
-    /// the schedule says to sleep on. So a busy stream touches its timer about once per
-    /// heartbeat period or idle timeout, not once per chunk.
+    /// Makes the timer fire at the schedule's next wake. Each upstream chunk moves it later,
+    /// which the timer takes as a number to check when it fires: a busy stream touches tokio's
+    /// timer about once per heartbeat period or idle timeout, not once per chunk.
     fn arm_timer(&mut self) {
-        let next = tokio::time::Instant::from_std(self.schedule.next_wake(self.at_boundary()));
-        if self.timer.is_elapsed() || next < self.timer.deadline() {
-            self.timer.as_mut().reset(next);
-        }
+        self.timer
+            .set(self.schedule.next_wake(self.at_boundary()).into());
     }
 
     /// Writes the response header (unless `early_headers` already did) and starts the stream.
@@ -533,8 +534,7 @@ impl<D: Downstream> Relay<'_, D> {
     /// (Pingora's pipeline has a race that can end such a tunnel at its start, cloudflare/pingora#946.)
     async fn tunnel(&mut self, upstream: &mut Upstream) -> std::result::Result<(), Stop> {
         upstream.begin_tunnel();
-        let timer = tokio::time::sleep(self.mode.idle);
-        tokio::pin!(timer);
+        self.timer.set((Instant::now() + self.mode.idle).into());
         loop {
             tokio::select! {
                 r = self.session.read_tunnel() => match r.map_err(down)? {
@@ -545,14 +545,12 @@ impl<D: Downstream> Relay<'_, D> {
                     Some(bytes) => self.session.write_body(vec![bytes]).await.map_err(down)?,
                     None => return Ok(()),
                 },
-                _ = &mut timer => {
+                _ = self.timer.fired() => {
                     let e = Error::explain(ErrorType::ReadTimedout, "upgraded connection idle");
                     return Err(Stop::Upstream(e.into_up(), StreamEnd::IdleTimeout));
                 }
             }
-            timer
-                .as_mut()
-                .reset((Instant::now() + self.mode.idle).into());
+            self.timer.set((Instant::now() + self.mode.idle).into());
         }
     }
 
