@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 
 use pingora::connectors::http::Connector;
 
-use crate::h1::upstream::IdlePool;
+use crate::h1::pool::IdlePool;
 
 use crate::config::{Config, Route};
 use crate::limits::RouteLimits;

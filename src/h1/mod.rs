@@ -4,12 +4,14 @@
 //! futures, a 64 KiB upstream body buffer: bench/MEMORY.md). A relayed request needs far
 //! less: read a head, relay a body, write chunks. These modules do just that, as plain
 //! parsers ([`head`], [`body`]) under two small connection types ([`downstream`],
-//! [`upstream`]) that read through one buffer per thread ([`scratch`]), over a client
-//! connection that stays a plain socket while only the lean path uses it ([`conn`]).
+//! [`upstream`], whose idle connections wait in a [`pool`]) that read through one buffer per
+//! thread ([`scratch`]), over a client connection that stays a plain socket while only the
+//! lean path uses it ([`conn`]).
 
 pub mod body;
 pub mod conn;
 pub mod downstream;
 pub mod head;
+pub mod pool;
 pub mod scratch;
 pub mod upstream;

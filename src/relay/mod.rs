@@ -11,27 +11,31 @@
 //! The client side is a [`Downstream`]: ssegate's lean HTTP/1 connection for plain HTTP/1.1
 //! requests on any route (see [`front`](crate::front)), or Pingora's session for stream
 //! routes and upgrades that reach Pingora (HTTP/2, chunked uploads, `Expect`, HTTP/1.0). The
-//! upstream side is always ssegate's own lean [`Upstream`].
+//! upstream side is always ssegate's own lean [`Upstream`](crate::h1::upstream::Upstream).
+//!
+//! Here: a request's relay from start to end ([`serve`]). Its parts, in the order a request
+//! meets them: `ask` (a connection, the request, the response head; `resend` keeps what a
+//! retry needs), `forward` (the response to the client) and `wait` (every wait on the
+//! upstream, with the client and the clock watched).
 
+mod ask;
 mod downstream;
+mod forward;
 mod resend;
+mod wait;
 
 pub(crate) use downstream::Downstream;
-use resend::{resendable, stale, Sent};
 
 use std::net::SocketAddr;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use pingora::prelude::HttpPeer;
-use pingora::{Error, ErrorType, OrErr, Result};
-use pingora_http::ResponseHeader;
+use pingora::{Error, ErrorType, Result};
 
 use crate::config::Route;
-use crate::h1::upstream::Upstream;
 use crate::headers;
-use crate::heartbeat::{self, Schedule, Wake};
+use crate::heartbeat::Schedule;
 use crate::observe::StreamEnd;
 use crate::proxy::{bounded, error_status, RequestCtx};
 use crate::proxy::{UPGRADED_IDLE, UPSTREAM_POOL_IDLE, UPSTREAM_WRITE_TIMEOUT};
@@ -241,331 +245,6 @@ impl<D: Downstream> Relay<'_, D> {
         Ok(())
     }
 
-    /// Leases a server and connects; a failed connection is tried once more on the next one.
-    async fn connect(
-        &mut self,
-        pool: &crate::upstream::Pool,
-    ) -> std::result::Result<Upstream, Stop> {
-        loop {
-            let lease = pool.pick(&self.ctx.tried).ok_or_else(|| {
-                up(Error::explain(
-                    ErrorType::ConnectNoRoute,
-                    "every server of the upstream was tried",
-                ))
-            })?;
-            self.ctx.tried.push(lease.index());
-            let may_retry = self.ctx.tried.len() < 2 && pool.servers().len() > 1;
-            let addr = match lease.server().addr_or_resolve().await {
-                Ok(a) => a,
-                Err(e) if may_retry => {
-                    log::warn!(
-                        "resolving {}: {e}; trying the next server",
-                        lease.server().label
-                    );
-                    continue;
-                }
-                Err(e) => {
-                    return Err(up(Error::because(
-                        ErrorType::ConnectNoRoute,
-                        format!("resolving {}", lease.server().label),
-                        e,
-                    )))
-                }
-            };
-            let resendable = resendable(self.session.req_header());
-            let connecting = self.shared.idle.get(
-                addr,
-                pool.connect_timeout,
-                UPSTREAM_WRITE_TIMEOUT,
-                resendable,
-            );
-            match connecting.await {
-                Ok(upstream) => {
-                    if let Some(stream) = self.ctx.stream.as_ref() {
-                        // An early_headers stream learns its server only now.
-                        stream.set_upstream(&lease.server().label);
-                    }
-                    self.ctx.lease = Some(lease);
-                    return Ok(upstream);
-                }
-                Err(e) if may_retry => {
-                    lease.server().refresh_after_failure();
-                    log::warn!(
-                        "connecting to {}: {e}; trying the next server",
-                        lease.server().label
-                    );
-                }
-                Err(e) => {
-                    lease.server().refresh_after_failure();
-                    return Err(up(e));
-                }
-            }
-        }
-    }
-
-    /// Sends the request and waits for the response head; once more on a new connection if
-    /// the server closed a reused one as it was reused (the request, body included, is kept
-    /// for that while small).
-    async fn ask(
-        &mut self,
-        upstream: &mut Upstream,
-        pool: &crate::upstream::Pool,
-        trusted: &[ipnet::IpNet],
-    ) -> std::result::Result<Box<ResponseHeader>, Stop> {
-        let mut sent = Sent::default();
-        match self.exchange(upstream, trusted, &mut sent).await {
-            Err(Stop::Upstream(e, _)) if stale(&e) && upstream.stale_maybe() && sent.replayable => {
-                log::debug!(
-                    "reused upstream connection failed ({}); retrying",
-                    bounded(&e)
-                );
-                let fresh = Upstream::connect(
-                    upstream.addr(),
-                    pool.connect_timeout,
-                    UPSTREAM_WRITE_TIMEOUT,
-                );
-                *upstream = Box::pin(fresh).await.map_err(up)?;
-                self.exchange(upstream, trusted, &mut sent).await
-            }
-            other => other,
-        }
-    }
-
-    /// Sends the request and waits for the response head. The first time, the body comes
-    /// from the client (and a copy is kept while it is small); a retry sends the copy.
-    async fn exchange(
-        &mut self,
-        upstream: &mut Upstream,
-        trusted: &[ipnet::IpNet],
-        sent: &mut Sent,
-    ) -> std::result::Result<Box<ResponseHeader>, Stop> {
-        self.send_request(upstream, trusted, sent).await?;
-        self.wait_for_header(upstream).await
-    }
-
-    /// Sends the request header and the request body.
-    async fn send_request(
-        &mut self,
-        upstream: &mut Upstream,
-        trusted: &[ipnet::IpNet],
-        sent: &mut Sent,
-    ) -> std::result::Result<(), Stop> {
-        let req = self.session.req_header();
-        let peer = self.session.peer_ip().unwrap_or(self.ctx.client);
-        let fwd = headers::Forwarded::new(&req.headers, peer, self.session.is_tls(), trusted);
-        let how = headers::upstream::Outbound {
-            upgrade: self.mode.upgrade,
-            identity: self.mode.stream_route,
-        };
-        let mut head = BytesMut::with_capacity(512);
-        headers::upstream::write_head(req, how, &fwd, &mut head)
-            .or_err(ErrorType::InvalidHTTPHeader, "upstream request head")
-            .map_err(up)?;
-        upstream.send_head(&head, req).await.map_err(up)?;
-        if sent.started {
-            for chunk in &sent.body {
-                upstream.send_body(chunk.clone()).await.map_err(up)?;
-            }
-        } else {
-            sent.started = true;
-            sent.replayable = true;
-            while let Some(chunk) = self.session.read_body().await.map_err(down)? {
-                sent.keep(&chunk);
-                upstream.send_body(chunk).await.map_err(up)?;
-            }
-        }
-        upstream.finish_body().await.map_err(up)?;
-        Ok(())
-    }
-
-    /// Waits for the response header while watching the client and the clock.
-    async fn wait_for_header(
-        &mut self,
-        upstream: &mut Upstream,
-    ) -> std::result::Result<Box<ResponseHeader>, Stop> {
-        let silent = "no response header from the upstream in time";
-        let read = std::pin::pin!(upstream.read_header());
-        self.await_upstream(read, silent).await
-    }
-
-    /// Waits for an upstream read while watching the client (gone: stop) and the clock
-    /// (heartbeats while the upstream is late, and its idle timeout).
-    ///
-    /// `read` comes pinned by the caller: taken by value, it would have two places in this
-    /// future (the argument's and the pinned local's), in every stream's state.
-    async fn await_upstream<T>(
-        &mut self,
-        mut read: std::pin::Pin<&mut impl std::future::Future<Output = Result<T>>>,
-        silent: &'static str,
-    ) -> std::result::Result<T, Stop> {
-        // What is already here needs no wait, so anything held back can still go with it.
-        let now = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
-        if let Poll::Ready(r) = now {
-            return r.map_err(up);
-        }
-        if self.session.holds_output() {
-            // Boxed: needed at most once per response, and inline it would take room in
-            // every stream's future.
-            Box::pin(self.session.flush()).await.map_err(down)?;
-        }
-        self.arm_timer();
-        loop {
-            tokio::select! {
-                biased;
-                r = &mut read => return r.map_err(up),
-                r = self.session.hang_up() => return Err(gone(r)),
-                _ = self.timer.fired() => {
-                    match self.schedule.on_wake(Instant::now(), self.at_boundary()) {
-                        Wake::IdleTimeout => {
-                            let e = Error::explain(ErrorType::ReadTimedout, silent);
-                            return Err(Stop::Upstream(e.into_up(), StreamEnd::IdleTimeout));
-                        }
-                        // Boxed, as above: one allocation per heartbeat, none per event.
-                        Wake::Heartbeat => Box::pin(self.heartbeat()).await?,
-                        Wake::SleepUntil(_) => {}
-                    }
-                    self.arm_timer();
-                }
-            }
-        }
-    }
-
-    /// Makes the timer fire at the schedule's next wake. Each upstream chunk moves it later,
-    /// which the timer takes as a number to check when it fires: a busy stream touches tokio's
-    /// timer about once per heartbeat period or idle timeout, not once per chunk.
-    fn arm_timer(&mut self) {
-        self.timer
-            .set(self.schedule.next_wake(self.at_boundary()).into());
-    }
-
-    /// Writes the response header (unless `early_headers` already did) and starts the stream.
-    async fn forward_header(
-        &mut self,
-        mut resp: Box<ResponseHeader>,
-    ) -> std::result::Result<(), Stop> {
-        let now = Instant::now();
-        if self.ctx.stream.is_some() {
-            // early_headers: the client already has a 200; only success can continue it.
-            if !resp.status.is_success() {
-                let e = Error::explain(
-                    ErrorType::HTTPStatus(resp.status.as_u16()),
-                    "upstream answered with an error status",
-                );
-                return Err(Stop::Upstream(e.into_up(), StreamEnd::UpstreamError));
-            }
-            self.schedule = Schedule::new(self.mode.idle, self.mode.heartbeat, now);
-            return Ok(());
-        }
-        if self.mode.upgrade && resp.status.as_u16() == 101 {
-            // The handshake answer goes out as it came: its Upgrade and Connection headers
-            // are the protocol switch itself.
-            self.ctx.status = 101;
-            self.session.write_header(resp).await.map_err(down)?;
-            self.schedule = Schedule::new(self.mode.idle, None, now);
-            return Ok(());
-        }
-        let framing = headers::response_framing(&resp, self.mode.stream_route);
-        if let (Some(f), true) = (framing, self.mode.sse_headers) {
-            headers::set_sse_headers(&mut resp, f);
-        }
-        if resp.status.as_u16() == 101 {
-            // A switch the client never asked for cannot be relayed.
-            return Err(up(Error::explain(
-                ErrorType::InvalidHTTPHeader,
-                "upstream switched protocols unasked",
-            )));
-        }
-        headers::set_downstream_framing(&mut resp, self.session.http11());
-        self.ctx.status = resp.status.as_u16();
-        self.session.write_header(resp).await.map_err(down)?;
-        // Heartbeats are SSE comments: only an SSE body may carry them.
-        let heartbeat = if framing == Some(Framing::Sse) {
-            self.mode.heartbeat
-        } else {
-            None
-        };
-        self.schedule = Schedule::new(self.mode.idle, heartbeat, now);
-        if let Some(f) = framing {
-            let label = self
-                .ctx
-                .lease
-                .as_ref()
-                .map(|l| l.server().label.clone())
-                .unwrap_or_default();
-            self.ctx.stream =
-                Some(
-                    self.shared
-                        .track(f, self.ctx.started, self.state, self.ctx.client, label),
-                );
-        }
-        Ok(())
-    }
-
-    fn at_boundary(&self) -> bool {
-        self.ctx
-            .stream
-            .as_ref()
-            .is_none_or(|s| s.at_event_boundary())
-    }
-
-    /// The next upstream body chunk (`None` at the end), writing heartbeats while it is late.
-    async fn next_chunk(
-        &mut self,
-        upstream: &mut Upstream,
-    ) -> std::result::Result<Option<Bytes>, Stop> {
-        let silent = "upstream silent for the idle timeout";
-        let read = std::pin::pin!(upstream.read_body());
-        self.await_upstream(read, silent).await
-    }
-
-    /// Passes upstream chunks to the client as they are, in one write.
-    async fn forward(&mut self, batch: Vec<Bytes>) -> std::result::Result<(), Stop> {
-        // Never empty: the batch starts with a chunk, and the body decoder makes no empty ones.
-        let now = Instant::now();
-        if let Some(stream) = self.ctx.stream.as_mut() {
-            stream.on_chunks(&batch, now);
-        }
-        self.session.write_body(batch).await.map_err(down)?;
-        self.schedule.on_upstream(now);
-        Ok(())
-    }
-
-    /// After a 101: bytes in both directions, as they come, until either side closes.
-    /// (Pingora's pipeline has a race that can end such a tunnel at its start, cloudflare/pingora#946.)
-    async fn tunnel(&mut self, upstream: &mut Upstream) -> std::result::Result<(), Stop> {
-        upstream.begin_tunnel();
-        self.timer.set((Instant::now() + self.mode.idle).into());
-        loop {
-            tokio::select! {
-                r = self.session.read_tunnel() => match r.map_err(down)? {
-                    Some(bytes) => upstream.send_body(bytes).await.map_err(up)?,
-                    None => return Ok(()),
-                },
-                r = upstream.read_body() => match r.map_err(up)? {
-                    Some(bytes) => self.session.write_body(vec![bytes]).await.map_err(down)?,
-                    None => return Ok(()),
-                },
-                _ = self.timer.fired() => {
-                    let e = Error::explain(ErrorType::ReadTimedout, "upgraded connection idle");
-                    return Err(Stop::Upstream(e.into_up(), StreamEnd::IdleTimeout));
-                }
-            }
-            self.timer.set((Instant::now() + self.mode.idle).into());
-        }
-    }
-
-    async fn heartbeat(&mut self) -> std::result::Result<(), Stop> {
-        self.session
-            .write_body(vec![Bytes::from_static(heartbeat::COMMENT)])
-            .await
-            .map_err(down)?;
-        self.schedule.on_heartbeat(Instant::now());
-        if let Some(s) = self.ctx.stream.as_ref() {
-            s.on_heartbeat();
-        }
-        Ok(())
-    }
-
     /// Turns how the relay stopped into the request's result, recording the stream's end.
     async fn conclude(mut self, result: std::result::Result<(), Stop>) -> Result<bool> {
         let status = self.ctx.status;
@@ -626,15 +305,5 @@ impl<D: Downstream> Relay<'_, D> {
         self.session.write_body(vec![Bytes::from(event)]).await?;
         self.session.finish().await?;
         Ok(true)
-    }
-}
-
-/// The client-side probe finished: the client is gone (any return means that).
-fn gone(r: Result<Option<Bytes>>) -> Stop {
-    match r {
-        Err(e) => Stop::Client(e.into_down()),
-        Ok(_) => Stop::Client(
-            Error::explain(ErrorType::ConnectionClosed, "client sent data mid-stream").into_down(),
-        ),
     }
 }
