@@ -177,7 +177,7 @@ pub(crate) async fn admit<D: Downstream>(
             Some(timer) => Box::pin(crate::relay::serve(shared, session, ctx, timer)).await,
             None => {
                 Box::pin(async move {
-                    let mut timer = Timer::new(tokio::time::Instant::now());
+                    let mut timer = Timer::unset();
                     crate::relay::serve(shared, session, ctx, &mut timer).await
                 })
                 .await

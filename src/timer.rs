@@ -34,6 +34,11 @@ impl Timer {
         }
     }
 
+    /// A timer due only once [`set`](Self::set) (a year from now until then).
+    pub fn unset() -> Self {
+        Timer::new(Instant::now() + Duration::from_secs(365 * 86_400))
+    }
+
     /// Makes the timer due at `at`, earlier or later than before, elapsed or not.
     pub fn set(&mut self, at: Instant) {
         self.due = at;
@@ -146,6 +151,19 @@ mod tests {
         assert_eq!(t.deadline(), start + 20 * MS);
         t.fired().await;
         assert_eq!(Instant::now(), start + 20 * MS);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unset_timer_fires_once_set_and_not_before() {
+        let start = Instant::now();
+        let mut t = Timer::unset();
+        tokio::select! {
+            _ = t.fired() => panic!("an unset timer fired"),
+            _ = tokio::time::sleep(Duration::from_secs(86_400)) => {}
+        }
+        t.set(Instant::now() + 5 * MS);
+        t.fired().await;
+        assert_eq!(Instant::now(), start + Duration::from_secs(86_400) + 5 * MS);
     }
 
     #[tokio::test(start_paused = true)]
