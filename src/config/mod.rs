@@ -143,13 +143,14 @@ impl std::error::Error for ConfigError {}
 
 /// Reads and validates the config file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        file: path.to_path_buf(),
-        line: None,
-        column: None,
-        key: None,
-        message: format!("cannot read the config file: {e}"),
-    })?;
+    let text =
+        crate::files::read_text(path, crate::files::MAX_CONFIG).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            line: None,
+            column: None,
+            key: None,
+            message: format!("cannot read the config file: {e}"),
+        })?;
     parse(&text, path)
 }
 

@@ -202,7 +202,7 @@ fn resolve_path(cx: &Ctx<'_>, at: &[Seg<'_>], path: &str) -> Result<PathBuf, Con
 }
 
 fn read(cx: &Ctx<'_>, at: &[Seg<'_>], path: &Path, what: &str) -> Result<Vec<u8>, ConfigError> {
-    std::fs::read(path).map_err(|e| {
+    crate::files::read(path, crate::files::MAX_TLS_FILE).map_err(|e| {
         cx.err(
             at,
             format!("cannot read TLS {what} {}: {e}", path.display()),

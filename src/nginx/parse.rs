@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use super::lex::{tokenize, Tok};
 use super::{base_dir, glob, NginxError};
+use crate::files;
 
 /// Deepest include nesting accepted (nginx has no limit, but a cycle would never end).
 const MAX_INCLUDE_DEPTH: usize = 32;
@@ -74,7 +75,7 @@ pub fn one_line(text: &str) -> String {
 
 /// Reads and parses the config at `path` and every file it includes.
 pub fn load(path: &Path) -> Result<Vec<Directive>, NginxError> {
-    let text = std::fs::read_to_string(path).map_err(|e| NginxError::Read {
+    let text = files::read_text(path, files::MAX_CONFIG).map_err(|e| NginxError::Read {
         file: path.to_path_buf(),
         message: format!("cannot read the nginx config: {e}"),
     })?;
@@ -222,7 +223,7 @@ impl Loader {
         };
         let mut out = Vec::new();
         for f in files {
-            let text = std::fs::read_to_string(&f).map_err(|e| {
+            let text = files::read_text(&f, files::MAX_CONFIG).map_err(|e| {
                 err(format!(
                     "include {pattern}: cannot read {}: {e}",
                     f.display()
@@ -376,5 +377,13 @@ mod tests {
             .ends_with(":1: include takes exactly one file or pattern"));
         let e = load(&dir.path().join("nope.conf")).unwrap_err();
         assert!(matches!(e, NginxError::Read { .. }), "{e:?}");
+        if Path::new("/dev/zero").exists() {
+            std::fs::write(&main, "a;\ninclude /dev/zero;\n").unwrap();
+            let e = load(&main).unwrap_err().to_string();
+            assert!(
+                e.ends_with(":2: include /dev/zero: cannot read /dev/zero: larger than 16 MiB"),
+                "{e}"
+            );
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! The request a probe sends: the URL's target, and the headers a browser's EventSource or an
 //! SDK sends, with the user's over them.
 
-use std::io::Read as _;
+use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -9,6 +9,7 @@ use http::{Method, Uri};
 
 use super::error::ProbeError;
 use super::ProbeArgs;
+use crate::files;
 
 /// Where a probe goes, from its URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -157,13 +158,11 @@ fn read_body(data: &str) -> Result<Bytes, ProbeError> {
     match data.strip_prefix('@') {
         None => Ok(Bytes::copy_from_slice(data.as_bytes())),
         Some("-") => {
-            let mut buf = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut buf)
+            let buf = files::read_limited(std::io::stdin(), files::MAX_BODY)
                 .map_err(|e| ProbeError::Input(format!("-d @-: reading standard input: {e}")))?;
             Ok(buf.into())
         }
-        Some(path) => std::fs::read(path)
+        Some(path) => files::read(Path::new(path), files::MAX_BODY)
             .map(Bytes::from)
             .map_err(|e| ProbeError::Input(format!("-d @{path}: {e}"))),
     }

@@ -228,6 +228,18 @@ fn unreadable_file() {
 }
 
 #[test]
+fn a_device_named_as_the_config_is_refused_not_read_forever() {
+    if !Path::new("/dev/zero").exists() {
+        return;
+    }
+    let e = load(Path::new("/dev/zero")).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "/dev/zero: cannot read the config file: larger than 16 MiB"
+    );
+}
+
+#[test]
 fn load_reads_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ssegate.yaml");

@@ -218,6 +218,23 @@ fn tls_file_missing() {
 }
 
 #[test]
+fn a_device_named_as_a_key_is_refused_not_read_forever() {
+    if !Path::new("/dev/zero").exists() {
+        return;
+    }
+    let dir = dir_with_certs(CERT_PEM, KEY_PEM);
+    let yaml = TLS_CONF.replacen("certs/server.key", "/dev/zero", 1);
+    let e = load_in(&dir, &yaml).unwrap_err();
+    expect(
+        &e,
+        3,
+        col_of(&yaml, 3, "/dev/zero"),
+        Some("listen[0].tls.key"),
+        "cannot read TLS key /dev/zero: larger than 1 MiB",
+    );
+}
+
+#[test]
 fn tls_files_not_pem() {
     let cert_col = col_of(TLS_CONF, 3, "certs/server.crt");
     let key_col = col_of(TLS_CONF, 3, "certs/server.key");
