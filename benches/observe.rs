@@ -40,7 +40,7 @@ const WORDS: [&str; 16] = [
 ];
 
 /// Appends text deltas of one to three words until `body` holds `STREAM_BYTES`.
-fn fill(body: &mut String, event: impl Fn(&str) -> String) {
+fn fill(body: &mut String, mut event: impl FnMut(&str) -> String) {
     let mut i = 0;
     while body.len() < STREAM_BYTES {
         let n = 1 + i % 3;
@@ -108,13 +108,17 @@ fn anthropic_stream() -> Vec<u8> {
     body.into_bytes()
 }
 
-/// A ~4 MiB Ollama `/api/chat` NDJSON body, with the final line's counts.
+/// A ~4 MiB Ollama `/api/chat` NDJSON body, with the final line's counts. Each line has a new
+/// `created_at`, as Ollama sends them.
 fn ollama_ndjson() -> Vec<u8> {
     let mut body = String::new();
+    let mut line = 0u64;
     fill(&mut body, |text| {
+        line += 1;
         format!(
-            "{{\"model\":\"llama3.2\",\"created_at\":\"2023-08-04T08:52:19.385406455-07:00\",\
-             \"message\":{{\"role\":\"assistant\",\"content\":\"{text}\"}},\"done\":false}}\n"
+            "{{\"model\":\"llama3.2\",\"created_at\":\"2023-08-04T08:52:19.{:09}-07:00\",\
+             \"message\":{{\"role\":\"assistant\",\"content\":\"{text}\"}},\"done\":false}}\n",
+            385_406_455 + line * 17_321
         )
     });
     body.push_str(

@@ -292,6 +292,16 @@ mod tests {
         };
         let events: Vec<_> = (1..20).map(|i| responses(i, "Hi")).collect();
         assert_eq!(feed(&events), 18);
+
+        // Values changing on both sides of the text.
+        let both = |i: u64, text: &str| {
+            let data = format!(
+                r#"{{"created_at":"2024-07-22T20:00:19.9{i}Z","message":{{"content":"{text}"}},"done":false,"seq":{i}}}"#
+            );
+            ("message", data)
+        };
+        let events: Vec<_> = (10..30).map(|i| both(i, "w")).collect();
+        assert_eq!(feed(&events), 19);
     }
 
     #[test]
