@@ -190,7 +190,7 @@ impl Front {
         if *shutdown.borrow() {
             client.close_after();
         }
-        let error = match proxy::admit(&self.shared, client, &mut ctx, true, Some(timer)).await {
+        let error = match proxy::admit(&self.shared, client, &mut ctx, Some(timer)).await {
             Ok(true) => None,
             Ok(false) => Some(Error::explain(
                 ErrorType::InternalError,

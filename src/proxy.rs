@@ -125,14 +125,13 @@ pub(crate) async fn respond_plain<D: Downstream>(
 }
 
 /// Routes a request, applies its route's limits and relays it if it is a stream route, an
-/// upgrade, or `relay_all` (the lean path): `Ok(true)` when the response is complete,
-/// `Ok(false)` when Pingora's pipeline proxies it. `timer`: the connection's, if it keeps one.
+/// upgrade, or on the lean path (`lean`: the connection's timer, which the relay then uses):
+/// `Ok(true)` when the response is complete, `Ok(false)` when Pingora's pipeline proxies it.
 pub(crate) async fn admit<D: Downstream>(
     shared: &Shared,
     session: &mut D,
     ctx: &mut RequestCtx,
-    relay_all: bool,
-    timer: Option<&mut Timer>,
+    lean: Option<&mut Timer>,
 ) -> Result<bool> {
     let site = shared.site();
     let req = session.req_header();
@@ -171,9 +170,9 @@ pub(crate) async fn admit<D: Downstream>(
         }
     }
     // Stream routes need timed writes; upgrades need a tunnel Pingora can start reliably.
-    if relay_all || route.stream.is_some() || session.is_upgrade_req() {
+    if lean.is_some() || route.stream.is_some() || session.is_upgrade_req() {
         // Boxed: the relay is needed only here, and this future lives as long as the request.
-        return match timer {
+        return match lean {
             Some(timer) => Box::pin(crate::relay::serve(shared, session, ctx, timer)).await,
             None => {
                 Box::pin(async move {
@@ -314,7 +313,7 @@ impl ProxyHttp for Gateway {
 
     /// Routes the request, applies limits, and serves stream routes through the relay.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        admit(&self.shared, session, ctx, false, None).await
+        admit(&self.shared, session, ctx, None).await
     }
 
     /// Picks a server (another one on a retry) for the pipeline.
