@@ -13,6 +13,7 @@ pub mod client;
 pub mod config;
 pub mod demo;
 pub mod dialect;
+pub mod fds;
 pub mod files;
 pub mod front;
 pub mod h1;

@@ -40,6 +40,11 @@ pub struct Gate {
 impl Gate {
     /// Builds every service of `config`. `source` is the file SIGHUP reloads (none for the demo).
     pub fn new(config: Config, source: Option<PathBuf>) -> Result<Self, String> {
+        // Before Pingora starts its threads: see `fds` for the wait this spares a burst.
+        match crate::fds::reserve() {
+            Ok(slots) => log::debug!("descriptor table sized for {slots} descriptors"),
+            Err(e) => log::warn!("{e}; the table grows on demand"),
+        }
         let conf = ServerConf {
             threads: config.threads,
             // Measured in bench/: without work stealing, plain requests got 12-18% more
