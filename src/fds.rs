@@ -56,7 +56,7 @@ fn open_file_limit() -> Result<u64, String> {
             std::io::Error::last_os_error()
         ));
     }
-    Ok(u64::from(lim.rlim_cur))
+    Ok(lim.rlim_cur)
 }
 
 #[cfg(test)]
