@@ -197,6 +197,9 @@ impl Metrics {
         RouteMetrics {
             name: name.into(),
             requests: self.requests.clone(),
+            by_status: (0..RESOLVED_STATUSES)
+                .map(|_| std::sync::OnceLock::new())
+                .collect(),
             request_duration: self.request_duration.with_label_values(l),
             active: self.streams_active.with_label_values(l),
             outcomes: Outcome::ALL.map(|o| self.streams.with_label_values(&[name, o.as_str()])),
@@ -240,12 +243,18 @@ impl Metrics {
     }
 }
 
+/// Statuses whose request counter a route keeps resolved: 0 (nothing answered) to 599.
+const RESOLVED_STATUSES: usize = 600;
+
 /// Metric handles of one route.
 #[derive(Clone)]
 pub struct RouteMetrics {
     /// The route label.
     pub name: std::sync::Arc<str>,
     requests: IntCounterVec,
+    /// The request counter of each status, resolved at its first request: a lookup by label
+    /// values formats the status and hashes both labels under a lock, on every request.
+    by_status: std::sync::Arc<[std::sync::OnceLock<IntCounter>]>,
     /// Request arrival to last byte.
     pub request_duration: Histogram,
     /// Streams open now.
@@ -290,17 +299,43 @@ impl RouteMetrics {
 
     /// Counts one finished request with its status (0 when nothing was answered).
     pub fn request_done(&self, status: u16, seconds: f64) {
-        let status = status.to_string();
-        self.requests
-            .with_label_values(&[&*self.name, &status])
-            .inc();
+        match self.by_status.get(usize::from(status)) {
+            Some(slot) => slot.get_or_init(|| self.status_counter(status)).inc(),
+            None => self.status_counter(status).inc(),
+        }
         self.request_duration.observe(seconds);
+    }
+
+    fn status_counter(&self, status: u16) -> IntCounter {
+        self.requests
+            .with_label_values(&[&*self.name, &status.to_string()])
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requests_are_counted_by_status_with_a_series_only_for_statuses_seen() {
+        let m = Metrics::new();
+        let r = m.route("chat");
+        for status in [200, 200, 0, 599, 700, 200] {
+            r.request_done(status, 0.01);
+        }
+        // A reload makes new handles for the same route; they count into the same series.
+        m.route("chat").request_done(200, 0.01);
+        r.clone().request_done(700, 0.01);
+        let text = m.encode();
+        for (status, n) in [("200", 4), ("0", 1), ("599", 1), ("700", 2)] {
+            let line = format!("ssegate_requests_total{{route=\"chat\",status=\"{status}\"}} {n}");
+            assert!(text.contains(&line), "{line} in:\n{text}");
+        }
+        assert!(
+            !text.contains("status=\"404\""),
+            "a series for a status never seen"
+        );
+    }
 
     #[test]
     fn every_contract_metric_is_exported() {

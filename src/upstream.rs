@@ -165,24 +165,33 @@ impl Pool {
     /// Leases the best server not in `tried`, or `None` when every server was tried.
     pub fn pick(&self, tried: &[usize]) -> Option<Lease> {
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let candidates: Vec<Candidate> = self
-            .servers
-            .iter()
-            .enumerate()
-            .map(|(i, s)| Candidate {
-                active: s.active(),
-                healthy: s.is_healthy(),
-                excluded: tried.contains(&i),
-            })
-            .collect();
-        let i = choose(&candidates, self.balance, start)?;
+        let all = self.servers.iter().enumerate().map(|(i, s)| Candidate {
+            active: s.active(),
+            healthy: s.is_healthy(),
+            excluded: tried.contains(&i),
+        });
+        // An upstream has a few servers as a rule: their candidates fit on the stack, and
+        // picking one allocates nothing (this runs for every request).
+        let mut on_stack = [Candidate::default(); ON_STACK];
+        let on_heap: Vec<Candidate>;
+        let candidates = if self.servers.len() <= ON_STACK {
+            on_stack.iter_mut().zip(all).for_each(|(slot, c)| *slot = c);
+            &on_stack[..self.servers.len()]
+        } else {
+            on_heap = all.collect();
+            &on_heap[..]
+        };
+        let i = choose(candidates, self.balance, start)?;
         let server = self.servers.get(i)?;
         Some(Lease::new(server.clone(), i))
     }
 }
 
+/// Servers whose candidates [`Pool::pick`] lays out on the stack.
+const ON_STACK: usize = 8;
+
 /// What the picker knows of one server.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Candidate {
     /// Requests in flight.
     pub active: usize,
@@ -305,6 +314,33 @@ mod tests {
         s[1].excluded = true;
         assert_eq!(choose(&s, Balance::LeastStreams, 0), None);
         assert_eq!(choose(&[], Balance::RoundRobin, 0), None);
+    }
+
+    #[test]
+    fn a_pool_larger_than_the_stack_layout_picks_the_same_way() {
+        for n in [ON_STACK, ON_STACK + 3] {
+            let cfg = UpstreamConfig {
+                name: "many".into(),
+                servers: (1..=n).map(|p| format!("127.0.0.1:{p}")).collect(),
+                balance: Balance::LeastStreams,
+                connect_timeout: Duration::from_secs(1),
+                health_check: None,
+                keep_warm: None,
+            };
+            let pool = Pool::new(&cfg, None);
+            // Least streams: each lease goes to a server with none until all have one.
+            let leases: Vec<Lease> = (0..n).map(|_| pool.pick(&[]).unwrap()).collect();
+            assert!(
+                pool.servers().iter().all(|s| s.active() == 1),
+                "{n} servers"
+            );
+            // Every server but the last tried: the last is the only one left.
+            let tried: Vec<usize> = (0..n - 1).collect();
+            assert_eq!(pool.pick(&tried).unwrap().index(), n - 1);
+            let all: Vec<usize> = (0..n).collect();
+            assert!(pool.pick(&all).is_none());
+            drop(leases);
+        }
     }
 
     #[test]
