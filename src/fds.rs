@@ -4,8 +4,8 @@
 //! not fit (64, 128, 256, …). In a process with more than one thread, every growth waits for
 //! an RCU grace period (`expand_fdtable` calls `synchronize_rcu`), and each thread that opens a
 //! descriptor meanwhile waits for that growth. On our 2-core test machine one growth stopped
-//! both worker threads for 15 to 23 ms: a fresh proxy met by 200 streams at once (400
-//! descriptors) grew its table three times, and sent nothing for that long each time. nginx,
+//! both worker threads for 15 to 23 ms: a fresh proxy (256 slots) met by 200 streams at once
+//! (about 400 descriptors) grew its table mid-burst, and sent nothing for that long. nginx,
 //! whose workers have one thread each, never waits there.
 //!
 //! [`reserve`] grows the table to its working size before the worker threads exist, where a
@@ -14,7 +14,7 @@
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-/// The most slots reserved: 65,536 descriptors, half a MiB of kernel memory at most.
+/// The most slots reserved: 65,536 descriptors, about half a MiB of kernel memory.
 pub const MAX_RESERVED: u64 = 1 << 16;
 
 /// Grows the descriptor table to hold as many descriptors as the open-file limit allows, up
