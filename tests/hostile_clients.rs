@@ -15,16 +15,6 @@ use tokio::net::{TcpListener, TcpStream};
 
 const MIB: u64 = 1 << 20;
 
-fn rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .unwrap()
-        * 1024
-}
-
 fn two_routes(up: SocketAddr) -> String {
     [
         "upstreams:".to_string(),

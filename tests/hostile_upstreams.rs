@@ -18,17 +18,6 @@ use tokio::net::TcpStream;
 
 const MIB: u64 = 1 << 20;
 
-/// Resident memory of a process, in bytes.
-fn rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    kib * 1024
-}
-
 /// Samples a process's RSS every 10 ms until stopped; returns the peak.
 struct RssPeak {
     stop: Arc<AtomicBool>,

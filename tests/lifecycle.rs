@@ -92,17 +92,6 @@ async fn admin_paths_are_never_served_on_a_public_listener() {
     assert_eq!(get(proxy.admin, "/healthz").await.unwrap().1, "ok\n");
 }
 
-/// A field of `/proc/<pid>/<file>`: the first number after `key`.
-fn proc_number(pid: u32, file: &str, key: &str) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap();
-    let line = text.lines().find(|l| l.starts_with(key)).unwrap();
-    let value = line[key.len()..].split_whitespace().next().unwrap();
-    if value == "unlimited" {
-        return u64::MAX;
-    }
-    value.parse().unwrap()
-}
-
 #[tokio::test]
 async fn the_descriptor_table_is_sized_before_the_first_client() {
     // Grown on demand, each doubling of the table stops every thread of the process for an

@@ -107,8 +107,9 @@ impl<D: Downstream> Relay<'_, D> {
         upstream: &mut Upstream,
     ) -> std::result::Result<(), Stop> {
         upstream.begin_tunnel();
-        self.timer.set((Instant::now() + self.mode.idle).into());
         loop {
+            // Idle is counted from the last bytes either way.
+            self.timer.set((Instant::now() + self.mode.idle).into());
             tokio::select! {
                 r = self.session.read_tunnel() => match r.map_err(down)? {
                     Some(bytes) => upstream.send_body(bytes).await.map_err(up)?,
@@ -123,7 +124,6 @@ impl<D: Downstream> Relay<'_, D> {
                     return Err(Stop::Upstream(e.into_up(), StreamEnd::IdleTimeout));
                 }
             }
-            self.timer.set((Instant::now() + self.mode.idle).into());
         }
     }
 }

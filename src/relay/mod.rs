@@ -80,7 +80,7 @@ fn down(e: Box<Error>) -> Stop {
 }
 
 /// Relays a request (a stream route, an upgrade, or any route on the lean path); `Ok(true)`
-/// means the response is complete. `timer` is for its waits (its deadline is set here).
+/// means the response is complete. `timer` is for its waits, each of which sets it.
 pub(crate) async fn serve<D: Downstream>(
     shared: &Shared,
     session: &mut D,
@@ -98,7 +98,6 @@ pub(crate) async fn serve<D: Downstream>(
         mode.idle
     };
     let now = Instant::now();
-    timer.set((now + header_wait).into());
     let mut relay = Relay {
         shared,
         session,

@@ -24,6 +24,22 @@ pub fn free_addr() -> SocketAddr {
         .expect("free port")
 }
 
+/// A field of `/proc/<pid>/<file>`: the first number after `key` (`unlimited`: `u64::MAX`).
+pub fn proc_number(pid: u32, file: &str, key: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap();
+    let line = text.lines().find(|l| l.starts_with(key)).unwrap();
+    let value = line[key.len()..].split_whitespace().next().unwrap();
+    if value == "unlimited" {
+        return u64::MAX;
+    }
+    value.parse().unwrap()
+}
+
+/// Resident memory of a process, in bytes.
+pub fn rss(pid: u32) -> u64 {
+    proc_number(pid, "status", "VmRSS:") * 1024
+}
+
 /// A running ssegate process; killed on drop.
 pub struct Proxy {
     pub addr: SocketAddr,
