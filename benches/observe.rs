@@ -1,7 +1,7 @@
-//! Cost of stream observation per event on realistic streams (OpenAI chat, Anthropic messages,
-//! Ollama NDJSON): the parser alone, the parser plus dialect extraction
-//! (`StreamObserver::on_chunk`), and `dialect::inspect` alone against the serde_json reference
-//! path `dialect::inspect_slow`.
+//! Cost of stream observation per event on realistic streams (OpenAI chat, the bench load
+//! tool's stamped chat chunks, Anthropic messages, Ollama NDJSON): the parser alone, the parser
+//! plus dialect extraction (`StreamObserver::on_chunk`), and `dialect::inspect` alone against
+//! the serde_json reference path `dialect::inspect_slow`.
 //!
 //! `cargo bench --bench observe` first prints a summary in ns/event and GB/s, the best of
 //! `SUMMARY_RUNS` runs of each workload (the best run is the one least disturbed by other
@@ -79,6 +79,22 @@ fn openai_stream() -> Vec<u8> {
          {\"cached_tokens\":0,\"audio_tokens\":0},\"completion_tokens_details\":{\"reasoning_tokens\":0,\
          \"audio_tokens\":0,\"accepted_prediction_tokens\":0,\"rejected_prediction_tokens\":0}}}\n\n",
     );
+    body.push_str("data: [DONE]\n\n");
+    body.into_bytes()
+}
+
+/// A ~4 MiB stream of the bench's load tool: chat chunks stamped with their send time after
+/// the text, so that each differs from the last on both sides of its text.
+fn stamped_stream() -> Vec<u8> {
+    let mut body = String::new();
+    let mut sent = 63_556_518_358_299u64;
+    fill(&mut body, |text| {
+        sent += 21_381;
+        format!(
+            "data: {{\"id\":\"chatcmpl-x\",\"object\":\"chat.completion.chunk\",\"choices\":\
+             [{{\"index\":0,\"delta\":{{\"content\":\"{text}\"}}}}],\"t\":{sent}}}\n\n"
+        )
+    });
     body.push_str("data: [DONE]\n\n");
     body.into_bytes()
 }
@@ -302,6 +318,13 @@ fn bench(c: &mut Criterion) {
             openai_stream(),
             Dialect::OpenAiChat,
             (Some(19), Some(10_000)),
+        ),
+        Workload::new(
+            "stamped_chat_stream",
+            Framing::Sse,
+            stamped_stream(),
+            Dialect::OpenAiChat,
+            (None, None),
         ),
         Workload::new(
             "anthropic_stream",

@@ -41,6 +41,8 @@ struct Template {
     places: Vec<Place>,
     /// Where the text string lies.
     text: Place,
+    /// The text's index in `places`.
+    text_index: usize,
     /// What the event said besides its text.
     rest: Payload<'static>,
 }
@@ -111,6 +113,7 @@ impl Inspector {
         let at = t.places.partition_point(|p| p.start < text.start);
         t.places.insert(at, text);
         t.text = text;
+        t.text_index = at;
         t.rest = Payload {
             dialect: payload.dialect,
             text: None,
@@ -146,12 +149,14 @@ impl Template {
         // Most often only the text changed: two comparisons, no walk.
         let before = self.bytes.get(..self.text.start)?;
         let after = self.bytes.get(self.text.end..)?;
-        let inner = body
-            .strip_prefix(before)
-            .and_then(|rest| rest.strip_suffix(after));
-        let text = match inner.and_then(contents) {
-            Some(text) => Some(text),
-            None => self.walk(body)?,
+        let text = match body.strip_prefix(before) {
+            Some(rest) => match rest.strip_suffix(after).and_then(contents) {
+                Some(text) => Some(text),
+                // Everything up to the text is as it was (a stamp after the text moved, say):
+                // the walk starts at the text.
+                None => self.walk(body, self.text_index, self.text.start)?,
+            },
+            None => self.walk(body, 0, 0)?,
         };
         let rest = &self.rest;
         Some(Payload {
@@ -164,11 +169,12 @@ impl Template {
         })
     }
 
-    /// Matches `body` place by place; its text if it fits.
-    fn walk<'a>(&self, body: &'a [u8]) -> Option<Option<Cow<'a, str>>> {
+    /// Matches `body` place by place from `places[first]`, both `body` and the template being
+    /// the same up to `start` (where that place begins); its text if it fits.
+    fn walk<'a>(&self, body: &'a [u8], first: usize, start: usize) -> Option<Option<Cow<'a, str>>> {
         let mut text = None;
-        let (mut from, mut at) = (0, 0);
-        for place in &self.places {
+        let (mut from, mut at) = (start, start);
+        for place in self.places.get(first..)? {
             let same = self.bytes.get(from..place.start)?;
             at = body
                 .get(at..)?
