@@ -391,6 +391,11 @@ impl Upstream {
         }
     }
 
+    /// Body pieces decoded and not yet taken.
+    pub fn ready_len(&self) -> usize {
+        self.ready.len()
+    }
+
     /// Like [`read_body`](Self::read_body), but only what is there now: `None` if nothing is.
     pub fn read_body_now(&mut self) -> Option<Result<Option<Bytes>>> {
         loop {
