@@ -65,11 +65,35 @@ fn joined(headers: &HeaderMap, name: &str) -> Option<Vec<u8>> {
     out
 }
 
+/// An address as text. An IPv4 one, the common case, is written octet by octet: through the
+/// formatting machinery it cost about 1,000 instructions per request (callgrind), a thirtieth
+/// of a plain request's.
 fn text(ip: IpAddr) -> Vec<u8> {
     let mut out = Vec::with_capacity(40);
-    // Writing to a Vec cannot fail.
-    let _ = write!(out, "{ip}");
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                put_decimal(octet, &mut out);
+            }
+        }
+        // Writing to a Vec cannot fail.
+        IpAddr::V6(_) => drop(write!(out, "{ip}")),
+    }
     out
+}
+
+/// `n` in decimal, without leading zeros.
+fn put_decimal(n: u8, out: &mut Vec<u8>) {
+    if n >= 100 {
+        out.push(b'0' + n / 100);
+    }
+    if n >= 10 {
+        out.push(b'0' + n / 10 % 10);
+    }
+    out.push(b'0' + n % 10);
 }
 
 /// The forwarding headers one request gets: `X-Forwarded-For` (appended to only when the
@@ -158,6 +182,23 @@ pub fn set_forwarded(req: &mut RequestHeader, peer: IpAddr, tls: bool, trusted: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn addresses_read_as_std_writes_them(v4: u32, v6: u128) {
+            for ip in [IpAddr::from(v4.to_be_bytes()), IpAddr::from(v6.to_be_bytes())] {
+                proptest::prop_assert_eq!(text(ip), ip.to_string().into_bytes());
+            }
+        }
+    }
+
+    #[test]
+    fn every_octet_reads_as_std_writes_it() {
+        for n in 0..=255u8 {
+            let ip = IpAddr::from([n, 0, 10, n]);
+            assert_eq!(text(ip), ip.to_string().into_bytes());
+        }
+    }
 
     fn nets(list: &[&str]) -> Vec<IpNet> {
         list.iter().map(|s| s.parse().unwrap()).collect()
