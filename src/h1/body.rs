@@ -3,7 +3,7 @@
 //! The decoder is a plain state machine fed whatever a read returned; it hands out slices of
 //! those reads (no copy) and never holds more than one chunk-size or trailer line.
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes};
 
 /// Longest chunk-size line (size, extensions) accepted.
 const MAX_SIZE_LINE: usize = 4096;
@@ -249,17 +249,17 @@ fn chunk_size(line: &[u8]) -> Result<u64, BodyError> {
 }
 
 /// Appends `chunks` to `out` as HTTP/1.1 chunks (empty ones are skipped: they would end it).
-pub fn encode_chunks(chunks: &[Bytes], out: &mut BytesMut) {
+pub fn encode_chunks(chunks: &[Bytes], out: &mut impl BufMut) {
     for c in chunks.iter().filter(|c| !c.is_empty()) {
         put_size_line(c.len(), out);
-        out.extend_from_slice(c);
-        out.extend_from_slice(b"\r\n");
+        out.put_slice(c);
+        out.put_slice(b"\r\n");
     }
 }
 
 /// A chunk-size line: `len` in lowercase hex, then CRLF (what `format!("{len:x}\r\n")`
 /// writes, without the formatting machinery, which showed in the per-event profile).
-fn put_size_line(len: usize, out: &mut BytesMut) {
+fn put_size_line(len: usize, out: &mut impl BufMut) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut line = [0u8; 2 * std::mem::size_of::<usize>() + 2];
     let mut at = line.len() - 2;
@@ -273,7 +273,7 @@ fn put_size_line(len: usize, out: &mut BytesMut) {
             break;
         }
     }
-    out.extend_from_slice(&line[at..]);
+    out.put_slice(&line[at..]);
 }
 
 /// The last chunk and the empty trailer.
@@ -282,6 +282,7 @@ pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::BytesMut;
     use proptest::prelude::*;
 
     #[test]

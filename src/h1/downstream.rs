@@ -175,27 +175,35 @@ impl Downstream for Client<'_> {
             return self.send(&chunks[0]).await;
         }
         let size: usize = chunks.iter().map(|c| c.len() + 12).sum();
-        let mut wire = std::mem::take(&mut self.held);
-        wire.reserve(size);
+        // Assembled in the thread's write buffer: a buffer per write was an allocation and a
+        // free per event on a paced stream.
+        let mut wire = scratch::write_buf();
+        wire.reserve(self.held.len() + size);
+        wire.extend_from_slice(&std::mem::take(&mut self.held));
         if self.chunked {
             encode_chunks(&chunks, &mut wire);
         } else {
             chunks.iter().for_each(|c| wire.extend_from_slice(c));
         }
-        if wire.is_empty() {
-            return Ok(());
+        // The chunks are written: let go of them (and of the reads they share) before waiting.
+        drop(chunks);
+        if !wire.is_empty() {
+            self.send(&wire).await?;
         }
-        self.send(&wire).await
+        scratch::give_back(wire);
+        Ok(())
     }
 
     async fn finish(&mut self) -> Result<()> {
-        let mut wire = std::mem::take(&mut self.held);
+        let mut wire = scratch::write_buf();
+        wire.extend_from_slice(&std::mem::take(&mut self.held));
         if self.chunked {
             wire.extend_from_slice(LAST_CHUNK);
         }
         if !wire.is_empty() {
             self.send(&wire).await?;
         }
+        scratch::give_back(wire);
         self.finished = true;
         Ok(())
     }

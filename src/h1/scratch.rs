@@ -1,8 +1,11 @@
 //! One read buffer per thread. A read lands here and is copied out at its exact size, so no
 //! connection keeps a read buffer of its own while it waits: not an idle keepalive client, not
 //! a stream waiting on a silent model.
+//!
+//! And one write buffer per thread, lent out whole ([`write_buf`], [`give_back`]): a write
+//! assembled in it that goes out at once, as nearly all do, allocates nothing.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
@@ -14,8 +17,26 @@ use tokio::io::{AsyncRead, ReadBuf};
 /// Size of the buffer, and so the most one read takes.
 pub const SIZE: usize = 16 * 1024;
 
+/// Largest write buffer kept for the thread's next write (a larger one is freed).
+const KEEP_WRITE: usize = 64 * 1024;
+
 thread_local! {
     static BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; SIZE].into_boxed_slice());
+    static WRITE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// This thread's write buffer, empty. Owned, so it may be held across an `await`; while it
+/// is out, the next caller gets a new one.
+pub fn write_buf() -> Vec<u8> {
+    WRITE.take()
+}
+
+/// Returns a write buffer for the thread's next write, unless it grew past [`KEEP_WRITE`].
+pub fn give_back(mut buf: Vec<u8>) {
+    if buf.capacity() <= KEEP_WRITE {
+        buf.clear();
+        WRITE.set(buf);
+    }
 }
 
 /// Runs `f` with this thread's buffer. Never call it across an `await`, nor from inside `f`.
@@ -125,6 +146,24 @@ mod tests {
 
         drop(theirs);
         assert!(read(&mut ours, SIZE).await.unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_write_buffer_is_lent_whole_and_kept_unless_large() {
+        let mut buf = write_buf();
+        buf.extend_from_slice(&[7; 1000]);
+        let kept = buf.as_ptr();
+        // While it is out, another write gets a buffer of its own.
+        assert_eq!(write_buf().capacity(), 0);
+        give_back(buf);
+        let again = write_buf();
+        assert!(again.is_empty());
+        assert_eq!(again.as_ptr(), kept, "the same allocation, emptied");
+
+        let mut big = again;
+        big.reserve(KEEP_WRITE + 1);
+        give_back(big);
+        assert_eq!(write_buf().capacity(), 0, "a large one is freed");
     }
 
     #[tokio::test]
