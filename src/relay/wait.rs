@@ -22,16 +22,18 @@ impl<D: Downstream> Relay<'_, D> {
         mut read: std::pin::Pin<&mut impl std::future::Future<Output = Result<T>>>,
         silent: &'static str,
     ) -> std::result::Result<T, Stop> {
-        // What is already here needs no wait, so anything held back can still go with it.
-        let now = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
-        if let Poll::Ready(r) = now {
-            return r.map_err(up);
-        }
         if self.session.holds_output() {
+            // What is already here needs no wait, so what is held back can go with it.
+            let now = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
+            if let Poll::Ready(r) = now {
+                return r.map_err(up);
+            }
             // Boxed: needed at most once per response, and inline it would take room in
             // every stream's future.
             Box::pin(self.session.flush()).await.map_err(down)?;
         }
+        // Otherwise the wait below asks the read first: asked here too, a paced stream's
+        // read was polled twice per event.
         self.arm_timer();
         loop {
             tokio::select! {
