@@ -2,7 +2,7 @@
 //! that serves it.
 //!
 //! - A plain HTTP/1.1 request (no upgrade, no `Expect`, not HEAD, a body of a clear length)
-//!   takes ssegate's lean path: an [`Client`](crate::h1::downstream::Client) under the
+//!   takes ssegate's lean path: a [`Client`] under the
 //!   [`relay`](crate::relay), with ssegate's own upstream client. An open stream holds a few
 //!   KiB there, where Pingora's request pipeline parks about 40 (bench/MEMORY.md), and a
 //!   plain request takes less CPU than on the pipeline (README, "Performance against nginx").

@@ -5,7 +5,7 @@
 //! HTTP/1.0, upgrades) is relayed from `request_filter` if it is for a stream route or an
 //! upgrade, and otherwise goes through Pingora's own pipeline, which already passes each
 //! upstream read to the client and flushes it at once. What a request goes through on either
-//! path ([`admit`], [`answer_failure`], [`record`]) is written once, here.
+//! path (`admit`, `answer_failure`, `record`) is written once, here.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;

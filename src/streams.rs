@@ -209,7 +209,7 @@ impl TrackedStream {
     }
 
     /// Observes chunks that go to the client together, at `now` (one clock read for all).
-    /// Counts reach the shared counters every [`PUBLISH_EVERY`] at most; the caller calls
+    /// Counts reach the shared counters every `PUBLISH_EVERY` at most; the caller calls
     /// [`Self::publish_now`] when the upstream goes quiet, so nothing waits on the next chunk.
     pub fn on_chunks<C: AsRef<[u8]>>(&mut self, chunks: &[C], now: Instant) {
         let p = &mut self.pending;

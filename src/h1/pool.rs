@@ -65,7 +65,7 @@ impl IdlePool {
     }
 
     /// A connection to `addr`: an idle one if one is still good, else a new one.
-    /// `resendable`: the request can be sent again whole (see [`IdlePool::take`]).
+    /// `resendable`: the request can be sent again whole (see `IdlePool::take`).
     pub async fn get(
         &self,
         addr: SocketAddr,

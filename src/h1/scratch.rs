@@ -31,7 +31,7 @@ pub fn write_buf() -> Vec<u8> {
     WRITE.take()
 }
 
-/// Returns a write buffer for the thread's next write, unless it grew past [`KEEP_WRITE`].
+/// Returns a write buffer for the thread's next write, unless it grew past `KEEP_WRITE`.
 pub fn give_back(mut buf: Vec<u8>) {
     if buf.capacity() <= KEEP_WRITE {
         buf.clear();

@@ -4,16 +4,16 @@
 //! body filters are synchronous and data-driven, so nothing in the pipeline can write a
 //! heartbeat while the upstream is silent. A stream route is therefore relayed by ssegate
 //! itself, in one task that waits on three things at once: the next upstream read, the client
-//! hanging up, and one timer (heartbeat or idle deadline, see [`heartbeat::Schedule`]). The
+//! hanging up, and one timer (heartbeat or idle deadline, see [`crate::heartbeat::Schedule`]). The
 //! upstream read future is kept alive across timer wake-ups rather than re-created, so no
 //! partial read is ever cancelled.
 //!
-//! The client side is a [`Downstream`]: ssegate's lean HTTP/1 connection for plain HTTP/1.1
+//! The client side is a `Downstream`: ssegate's lean HTTP/1 connection for plain HTTP/1.1
 //! requests on any route (see [`front`](crate::front)), or Pingora's session for stream
 //! routes and upgrades that reach Pingora (HTTP/2, chunked uploads, `Expect`, HTTP/1.0). The
 //! upstream side is always ssegate's own lean [`Upstream`](crate::h1::upstream::Upstream).
 //!
-//! Here: a request's relay from start to end ([`serve`]). Its parts, in the order a request
+//! Here: a request's relay from start to end (`serve`). Its parts, in the order a request
 //! meets them: `ask` (a connection, the request, the response head; `resend` keeps what a
 //! retry needs), `forward` (the response to the client) and `wait` (every wait on the
 //! upstream, with the client and the clock watched).
