@@ -562,7 +562,10 @@ ahead by {:.2} MiB; ssegate RSS {:.1} MiB (+{:.2} MiB)",
         lead_end <= lead_mid + MIB,
         "the upstream kept racing ahead: {lead_mid} then {lead_end} bytes"
     );
-    assert!(growth < 8 * MIB, "ssegate buffered: RSS +{growth} bytes");
+    // A stream's write batch is capped at 64 KiB: without the cap, 128 pieces of these 16 KiB
+    // events (2 MiB) and their copy on the way out showed as +2.75 MiB here, with it +0.6 to
+    // +0.9.
+    assert!(growth < 2 * MIB, "ssegate buffered: RSS +{growth} bytes");
     drop(s);
     assert_eq!(
         proxy
