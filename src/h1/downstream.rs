@@ -30,8 +30,9 @@ pub struct Client<'a> {
     read_timeout: Duration,
     write_timeout: Duration,
     status: Option<u16>,
-    /// The response head, held back to go out with the body's first bytes in one write.
-    held: BytesMut,
+    /// The response head, held back to go out with the body's first bytes in one write (in
+    /// the thread's write buffer, as a rule).
+    held: Vec<u8>,
     chunked: bool,
     keepalive: bool,
     finished: bool,
@@ -72,7 +73,7 @@ impl<'a> Client<'a> {
             read_timeout,
             write_timeout,
             status: None,
-            held: BytesMut::new(),
+            held: Vec::new(),
             chunked: false,
             keepalive,
             finished: false,
@@ -147,7 +148,8 @@ impl Downstream for Client<'_> {
             b"close"
         };
         let date = get_cached_date();
-        let mut wire = BytesMut::with_capacity(256);
+        let mut wire = scratch::write_buf();
+        wire.reserve(256);
         response_to_wire(
             &resp,
             &[("Date", date.as_bytes()), ("Connection", connection)],
@@ -167,7 +169,9 @@ impl Downstream for Client<'_> {
             return Ok(());
         }
         let held = std::mem::take(&mut self.held);
-        self.send(&held).await
+        self.send(&held).await?;
+        scratch::give_back(held);
+        Ok(())
     }
 
     async fn write_body(&mut self, chunks: Vec<Bytes>) -> Result<()> {
@@ -175,11 +179,13 @@ impl Downstream for Client<'_> {
             return self.send(&chunks[0]).await;
         }
         let size: usize = chunks.iter().map(|c| c.len() + 12).sum();
-        // Assembled in the thread's write buffer: a buffer per write was an allocation and a
-        // free per event on a paced stream.
-        let mut wire = scratch::write_buf();
-        wire.reserve(self.held.len() + size);
-        wire.extend_from_slice(&std::mem::take(&mut self.held));
+        // Assembled in the thread's write buffer (after the held head, already there): a
+        // buffer per write was an allocation and a free per event on a paced stream.
+        let mut wire = std::mem::take(&mut self.held);
+        if wire.capacity() == 0 {
+            wire = scratch::write_buf();
+        }
+        wire.reserve(size);
         if self.chunked {
             encode_chunks(&chunks, &mut wire);
         } else {
@@ -195,8 +201,10 @@ impl Downstream for Client<'_> {
     }
 
     async fn finish(&mut self) -> Result<()> {
-        let mut wire = scratch::write_buf();
-        wire.extend_from_slice(&std::mem::take(&mut self.held));
+        let mut wire = std::mem::take(&mut self.held);
+        if wire.capacity() == 0 {
+            wire = scratch::write_buf();
+        }
         if self.chunked {
             wire.extend_from_slice(LAST_CHUNK);
         }

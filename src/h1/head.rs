@@ -1,7 +1,7 @@
 //! HTTP/1 message heads: finding where one ends, parsing it into Pingora's header types (so
 //! the rules in [`headers`](crate::headers) apply to both paths), and writing one out.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 use http::{header, HeaderMap, Version};
 use pingora_http::{RequestHeader, ResponseHeader};
 
@@ -180,7 +180,7 @@ pub fn response_framing(resp: &mut ResponseHeader, head_request: bool) -> Result
 }
 
 /// Writes one header line (`name: value` and CRLF).
-pub fn put_header_line(out: &mut BytesMut, name: &[u8], value: &[u8]) {
+pub fn put_header_line(out: &mut impl BufMut, name: &[u8], value: &[u8]) {
     out.put_slice(name);
     out.put_slice(b": ");
     out.put_slice(value);
@@ -188,7 +188,7 @@ pub fn put_header_line(out: &mut BytesMut, name: &[u8], value: &[u8]) {
 }
 
 /// Writes a response head (status line, headers, then the `extra` lines, empty line).
-pub fn response_to_wire(resp: &ResponseHeader, extra: &[(&str, &[u8])], out: &mut BytesMut) {
+pub fn response_to_wire(resp: &ResponseHeader, extra: &[(&str, &[u8])], out: &mut impl BufMut) {
     out.put_slice(match resp.version {
         Version::HTTP_10 => b"HTTP/1.0 ",
         _ => b"HTTP/1.1 ",
@@ -209,6 +209,7 @@ pub fn response_to_wire(resp: &ResponseHeader, extra: &[(&str, &[u8])], out: &mu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::BytesMut;
 
     fn bytes(b: &[u8]) -> Bytes {
         Bytes::copy_from_slice(b)

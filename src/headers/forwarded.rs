@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::net::IpAddr;
 
-use bytes::BytesMut;
+use bytes::BufMut;
 use http::header::{HeaderMap, HeaderValue};
 use ipnet::IpNet;
 use pingora_http::RequestHeader;
@@ -158,7 +158,7 @@ impl Forwarded {
     }
 
     /// Writes them as HTTP/1 header lines.
-    pub fn write(&self, out: &mut BytesMut) {
+    pub fn write(&self, out: &mut impl BufMut) {
         put_header_line(out, X_FORWARDED_FOR.as_bytes(), &self.xff);
         if let Some(proto) = self.proto {
             put_header_line(out, X_FORWARDED_PROTO.as_bytes(), proto);
@@ -182,6 +182,7 @@ pub fn set_forwarded(req: &mut RequestHeader, peer: IpAddr, tls: bool, trusted: 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::BytesMut;
 
     proptest::proptest! {
         #[test]

@@ -5,7 +5,7 @@
 //! middleware does not gzip the stream into one late burst. The client's request itself is
 //! neither copied nor changed.
 
-use bytes::{BufMut, BytesMut};
+use bytes::BufMut;
 use http::header::{self, HeaderValue};
 use pingora_http::{HeaderNameVariant, RequestHeader};
 
@@ -51,7 +51,7 @@ pub fn write_head(
     req: &RequestHeader,
     how: Outbound,
     fwd: &Forwarded,
-    out: &mut BytesMut,
+    out: &mut impl BufMut,
 ) -> Result<(), BadTarget> {
     let target = target(req);
     if target.is_empty() || target.iter().any(|b| matches!(b, b' ' | b'\r' | b'\n' | 0)) {
@@ -100,6 +100,7 @@ pub fn write_head(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::BytesMut;
 
     fn req_with(headers: &[(&str, &str)]) -> RequestHeader {
         let mut r = RequestHeader::build("GET", b"/x?q=%20", None).unwrap();

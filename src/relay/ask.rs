@@ -2,12 +2,12 @@
 //! or a new one), the request sent, the response head awaited; once more on a new connection
 //! when the server closed a reused one as it was reused.
 
-use bytes::BytesMut;
 use pingora::{Error, ErrorType, OrErr};
 use pingora_http::ResponseHeader;
 
 use super::resend::{resendable, stale, Sent};
 use super::{down, up, Downstream, Relay, Stop};
+use crate::h1::scratch;
 use crate::h1::upstream::Upstream;
 use crate::headers;
 use crate::proxy::{bounded, UPSTREAM_WRITE_TIMEOUT};
@@ -129,11 +129,14 @@ impl<D: Downstream> Relay<'_, D> {
             upgrade: self.mode.upgrade,
             identity: self.mode.stream_route,
         };
-        let mut head = BytesMut::with_capacity(512);
+        // Written in the thread's write buffer, given back once sent.
+        let mut head = scratch::write_buf();
+        head.reserve(512);
         headers::upstream::write_head(req, how, &fwd, &mut head)
             .or_err(ErrorType::InvalidHTTPHeader, "upstream request head")
             .map_err(up)?;
         upstream.send_head(&head, req).await.map_err(up)?;
+        scratch::give_back(head);
         if sent.started {
             for chunk in &sent.body {
                 upstream.send_body(chunk.clone()).await.map_err(up)?;
