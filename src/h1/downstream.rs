@@ -80,6 +80,17 @@ impl<'a> Client<'a> {
         }
     }
 
+    /// Where the next write is assembled: the held head (already in the thread's write
+    /// buffer), else the thread's write buffer itself. Give it back once written.
+    fn wire(&mut self) -> Vec<u8> {
+        let held = std::mem::take(&mut self.held);
+        if held.capacity() == 0 {
+            scratch::write_buf()
+        } else {
+            held
+        }
+    }
+
     /// Whether the connection can carry the client's next request.
     pub fn reusable(&self) -> bool {
         self.keepalive && self.finished && self.body_left == 0
@@ -179,19 +190,15 @@ impl Downstream for Client<'_> {
             return self.send(&chunks[0]).await;
         }
         let size: usize = chunks.iter().map(|c| c.len() + 12).sum();
-        // Assembled in the thread's write buffer (after the held head, already there): a
-        // buffer per write was an allocation and a free per event on a paced stream.
-        let mut wire = std::mem::take(&mut self.held);
-        if wire.capacity() == 0 {
-            wire = scratch::write_buf();
-        }
+        // A buffer per write was an allocation and a free per event on a paced stream.
+        let mut wire = self.wire();
         wire.reserve(size);
         if self.chunked {
             encode_chunks(&chunks, &mut wire);
         } else {
             chunks.iter().for_each(|c| wire.extend_from_slice(c));
         }
-        // The chunks are written: let go of them (and of the reads they share) before waiting.
+        // The chunks are copied: let go of them (and of the reads they share) before waiting.
         drop(chunks);
         if !wire.is_empty() {
             self.send(&wire).await?;
@@ -201,10 +208,7 @@ impl Downstream for Client<'_> {
     }
 
     async fn finish(&mut self) -> Result<()> {
-        let mut wire = std::mem::take(&mut self.held);
-        if wire.capacity() == 0 {
-            wire = scratch::write_buf();
-        }
+        let mut wire = self.wire();
         if self.chunked {
             wire.extend_from_slice(LAST_CHUNK);
         }

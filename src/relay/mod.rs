@@ -4,9 +4,9 @@
 //! body filters are synchronous and data-driven, so nothing in the pipeline can write a
 //! heartbeat while the upstream is silent. A stream route is therefore relayed by ssegate
 //! itself, in one task that waits on three things at once: the next upstream read, the client
-//! hanging up, and one timer (heartbeat or idle deadline, see [`crate::heartbeat::Schedule`]). The
-//! upstream read future is kept alive across timer wake-ups rather than re-created, so no
-//! partial read is ever cancelled.
+//! hanging up, and one timer (heartbeat or idle deadline, see
+//! [`crate::heartbeat::Schedule`]). The upstream read future is kept alive across timer
+//! wake-ups rather than re-created, so no partial read is ever cancelled.
 //!
 //! The client side is a `Downstream`: ssegate's lean HTTP/1 connection for plain HTTP/1.1
 //! requests on any route (see [`front`](crate::front)), or Pingora's session for stream
