@@ -20,13 +20,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::{Buf, Bytes, BytesMut};
-use http::{header, Method, Version};
+use http::{Method, Version};
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::{Stream, ALPN};
 use pingora::server::ShutdownWatch;
 use pingora::{Error, ErrorType};
-use pingora_http::RequestHeader;
 use pingora_proxy::HttpProxy;
 use tokio::io::AsyncRead;
 use tokio::time::Instant;
@@ -164,13 +163,13 @@ impl Front {
     /// The request head and body length if the lean path can serve this request: plain
     /// HTTP/1.1 (origin-form target, not HEAD or CONNECT, no upgrade, no `Expect`, at most
     /// 64 header lines) with a body of a clear length. Pingora's pipeline serves the rest.
-    fn lean_request(&self, head: &Bytes) -> Option<(RequestHeader, u64)> {
+    fn lean_request(&self, head: &Bytes) -> Option<(head::Request, u64)> {
         let req = head::parse_request(head).ok()?;
         let plain = req.version == Version::HTTP_11
-            && req.raw_path().starts_with(b"/")
+            && req.target().starts_with(b"/")
             && !matches!(req.method, Method::HEAD | Method::CONNECT)
-            && !req.headers.contains_key(header::UPGRADE)
-            && !req.headers.contains_key(header::EXPECT);
+            && !req.lines.contains("upgrade")
+            && !req.lines.contains("expect");
         let body_len = match head::request_framing(&req)? {
             Framing::Empty => 0,
             Framing::Length(n) => n,
@@ -204,7 +203,7 @@ impl Front {
                 "{} — {} {}",
                 proxy::bounded(e),
                 req.method,
-                String::from_utf8_lossy(req.raw_path())
+                String::from_utf8_lossy(req.target())
             );
             // Boxed: rare, and inline it would enlarge every request's future.
             Box::pin(proxy::answer_failure(client, e, &mut ctx)).await;

@@ -14,11 +14,13 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use pingora::prelude::HttpPeer;
-use pingora::{Error, ErrorSource, ErrorType, Result};
+use pingora::{Error, ErrorSource, ErrorType, OrErr, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
+use crate::h1::head::Response;
 use crate::headers;
+use crate::headers::view::{Fields, RequestHead};
 use crate::observe::StreamEnd;
 use crate::relay::Downstream;
 use crate::site::{InFlight, Shared, Site};
@@ -92,14 +94,6 @@ impl RequestCtx {
     }
 }
 
-/// The host a request is for: `Host`, or the HTTP/2 authority.
-pub(crate) fn request_host(req: &RequestHeader) -> Option<&str> {
-    req.headers
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri.host())
-}
-
 /// The peer's IP address (a Unix socket peer counts as loopback).
 fn peer_ip(session: &impl Downstream) -> IpAddr {
     session.peer_ip().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
@@ -110,16 +104,17 @@ pub(crate) async fn respond_plain<D: Downstream>(
     session: &mut D,
     status: u16,
     text: &str,
-    extra: Option<(&'static str, &str)>,
+    extra: Option<(&'static str, &'static str)>,
 ) -> Result<()> {
     let body = Bytes::from(format!("{status} {text}\n"));
-    let mut resp = ResponseHeader::build(status, Some(4))?;
-    resp.insert_header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
-    resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+    let mut resp = Response::new(status, 3).or_err(ErrorType::InternalError, "answer status")?;
+    resp.lines
+        .append("content-type", "text/plain; charset=utf-8");
+    resp.lines.append("content-length", body.len().to_string());
     if let Some((k, v)) = extra {
-        resp.insert_header(k, v)?;
+        resp.lines.append(k, v);
     }
-    session.write_header(Box::new(resp)).await?;
+    session.write_header(resp).await?;
     session.write_body(vec![body]).await?;
     session.finish().await
 }
@@ -135,7 +130,7 @@ pub(crate) async fn admit<D: Downstream>(
 ) -> Result<bool> {
     let site = shared.site();
     let req = session.req_header();
-    let Some(index) = site.find(request_host(req), req.uri.path()) else {
+    let Some(index) = site.find(req.host(), req.path()) else {
         ctx.status = 404;
         // Answers here are boxed: inline, their writes would enlarge every request's future,
         // which a stream keeps for its whole life.
@@ -144,7 +139,7 @@ pub(crate) async fn admit<D: Downstream>(
     };
     let peer = peer_ip(session);
     // Every X-Forwarded-For line: a trusted proxy may add its own after the client's.
-    ctx.client = headers::client_of(peer, &req.headers, &site.config.trusted_proxies);
+    ctx.client = headers::client_of(peer, req.fields(), &site.config.trusted_proxies);
     ctx.site = Some(site.clone());
     ctx.route = Some(index);
     let Some((route, state)) = site.route(index) else {
@@ -402,7 +397,8 @@ impl ProxyHttp for Gateway {
         if resp.status.as_u16() == 101 || session.was_upgraded() {
             return Ok(());
         }
-        let Some(framing) = headers::response_framing(resp, false) else {
+        let content_type = Fields::get(&resp.headers, "content-type");
+        let Some(framing) = headers::response_framing(resp.status, content_type, false) else {
             return Ok(());
         };
         if let (Some(site), Some(index)) = (&ctx.site, ctx.route) {

@@ -5,15 +5,13 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::header;
 use pingora::protocols::http::date::get_cached_date;
 use pingora::{Error, ErrorType, OrErr, Result};
-use pingora_http::{RequestHeader, ResponseHeader};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::body::{encode_chunks, LAST_CHUNK};
 use super::conn::ClientIo;
-use super::head::{chunked, response_to_wire};
+use super::head::{chunked, response_to_wire, Request, Response};
 use super::scratch;
 use crate::relay::Downstream;
 use crate::timer::within;
@@ -23,7 +21,7 @@ pub struct Client<'a> {
     io: &'a mut dyn ClientIo,
     /// Bytes the client sent past the request head (its body first).
     buf: &'a mut BytesMut,
-    req: RequestHeader,
+    req: Request,
     /// Request body bytes not read yet.
     body_left: u64,
     origin: Origin,
@@ -52,15 +50,14 @@ impl<'a> Client<'a> {
     pub fn new(
         io: &'a mut dyn ClientIo,
         buf: &'a mut BytesMut,
-        req: RequestHeader,
+        req: Request,
         body_len: u64,
         origin: Origin,
         read_timeout: Duration,
         write_timeout: Duration,
     ) -> Self {
-        let close = req.headers.get_all(header::CONNECTION).iter().any(|v| {
-            v.as_bytes()
-                .split(|b| *b == b',')
+        let close = req.lines.get_all("connection").any(|v| {
+            v.split(|b| *b == b',')
                 .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
         });
         let keepalive = req.version == http::Version::HTTP_11 && !close;
@@ -125,7 +122,9 @@ impl<'a> Client<'a> {
 }
 
 impl Downstream for Client<'_> {
-    fn req_header(&self) -> &RequestHeader {
+    type Head = Request;
+
+    fn req_header(&self) -> &Request {
         &self.req
     }
 
@@ -145,14 +144,15 @@ impl Downstream for Client<'_> {
         self.status
     }
 
-    async fn write_header(&mut self, mut resp: Box<ResponseHeader>) -> Result<()> {
-        self.chunked = chunked(&resp.headers);
-        if !self.chunked && !resp.headers.contains_key(header::CONTENT_LENGTH) {
+    async fn write_header(&mut self, mut resp: Response) -> Result<()> {
+        self.chunked = chunked(&resp.lines);
+        if !self.chunked && !resp.lines.contains("content-length") {
             self.keepalive = false;
         }
-        // Ours replace any the upstream sent; written straight to the wire, not into the map.
-        resp.remove_header(&header::DATE);
-        resp.remove_header(&header::CONNECTION);
+        // Ours replace any the upstream sent; written straight to the wire, not into the lines.
+        resp.lines.retain(|name| {
+            !name.eq_ignore_ascii_case(b"date") && !name.eq_ignore_ascii_case(b"connection")
+        });
         let connection: &[u8] = if self.keepalive {
             b"keep-alive"
         } else {

@@ -1,11 +1,14 @@
-//! HTTP/1 message heads: finding where one ends, parsing it into Pingora's header types (so
-//! the rules in [`headers`](crate::headers) apply to both paths), and writing one out.
+//! HTTP/1 message heads: finding where one ends, parsing it into ssegate's own head types
+//! (header lines kept as spans of the head, see [`lines`](super::lines)), and writing one out.
+
+use std::mem::MaybeUninit;
 
 use bytes::{BufMut, Bytes};
-use http::{header, HeaderMap, Version};
-use pingora_http::{RequestHeader, ResponseHeader};
+use http::{Method, StatusCode, Version};
 
 use super::body::Framing;
+use super::lines::{Lines, Text};
+use crate::headers::view::Fields;
 
 /// Most header lines parsed in a response head (Pingora's own limit).
 const MAX_HEADERS: usize = 256;
@@ -26,6 +29,70 @@ impl std::error::Error for BadHead {}
 
 fn bad(what: impl std::fmt::Display) -> BadHead {
     BadHead(what.to_string())
+}
+
+/// A request head as the client sent it.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// The request method.
+    pub method: Method,
+    /// HTTP/1.0 or HTTP/1.1.
+    pub version: Version,
+    target: Text,
+    /// Where the path ends in the target (at its query, if any).
+    path_len: usize,
+    /// The header lines, in their order and case.
+    pub lines: Lines,
+}
+
+impl Request {
+    /// The request target, as sent.
+    pub fn target(&self) -> &[u8] {
+        self.lines.text(&self.target)
+    }
+
+    /// The target's path (without the query).
+    pub fn path(&self) -> &str {
+        // The parser only lets visible ASCII through, so this never falls back.
+        std::str::from_utf8(&self.target()[..self.path_len]).unwrap_or("/")
+    }
+}
+
+/// A response head: an upstream's as it came (less what the relay changes), or ssegate's own.
+#[derive(Clone, Debug)]
+pub struct Response {
+    /// The status code.
+    pub status: StatusCode,
+    /// The version the upstream answered with (ssegate's own answers say HTTP/1.1).
+    pub version: Version,
+    /// The reason phrase as sent; `None` writes the status's standard one.
+    reason: Option<Text>,
+    /// The header lines, in their order and case.
+    pub lines: Lines,
+}
+
+impl Response {
+    /// A response of ssegate's own, with room for `n` header lines.
+    pub fn new(status: u16, n: usize) -> Result<Self, BadHead> {
+        Ok(Response {
+            status: StatusCode::from_u16(status).map_err(|_| bad("bad status"))?,
+            version: Version::HTTP_11,
+            reason: None,
+            lines: Lines::with_capacity(Bytes::new(), n),
+        })
+    }
+
+    /// The reason phrase to write.
+    pub fn reason(&self) -> &[u8] {
+        match &self.reason {
+            Some(r) => self.lines.text(r),
+            None => self
+                .status
+                .canonical_reason()
+                .unwrap_or_default()
+                .as_bytes(),
+        }
+    }
 }
 
 /// Where the head in `buf` ends (just past its empty line), scanning from `from`.
@@ -58,16 +125,19 @@ fn version(v: Option<u8>) -> Version {
 }
 
 /// Room for the headers a response head gains on its way (framing, SSE), so that adding
-/// them does not grow its maps. A request head gains none (the upstream's copy is written
-/// straight to the wire), and it is kept for the stream's life: its maps are exact.
+/// them does not grow its lines. A request head gains none (the upstream's copy is written
+/// straight to the wire), and it is kept for the stream's life: its lines are exact.
 const ROOM: usize = 4;
 
 /// Parses a complete request head (header names keep their case on the way out). Names and
-/// values are slices of `head`, not copies.
-pub fn parse_request(head: &Bytes) -> Result<RequestHeader, BadHead> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_REQUEST_HEADERS];
-    let mut req = httparse::Request::new(&mut slots);
-    match req.parse(head) {
+/// values are spans of `head`, not copies.
+pub fn parse_request(head: &Bytes) -> Result<Request, BadHead> {
+    // Uninitialised slots: zeroing 64 of them (2 KiB) cost more than parsing a short head.
+    let mut slots = [const { MaybeUninit::uninit() }; MAX_REQUEST_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    match httparse::ParserConfig::default()
+        .parse_request_with_uninit_headers(&mut req, head, &mut slots)
+    {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => return Err(bad("incomplete request head")),
         Err(e) => return Err(bad(e)),
@@ -75,57 +145,60 @@ pub fn parse_request(head: &Bytes) -> Result<RequestHeader, BadHead> {
     let (Some(method), Some(path)) = (req.method, req.path) else {
         return Err(bad("no request line"));
     };
-    let mut out = RequestHeader::build(method, path.as_bytes(), Some(req.headers.len()))
-        .map_err(|e| bad(e.etype().as_str()))?;
-    out.set_version(version(req.version));
+    let method = Method::from_bytes(method.as_bytes()).map_err(|_| bad("bad method"))?;
+    let mut lines = Lines::with_capacity(head.clone(), req.headers.len());
     for h in req.headers.iter() {
-        let (name, value) = shared(head, h);
-        out.append_header(name, value)
-            .map_err(|_| bad("bad header"))?;
+        lines.push_span(h.name.as_bytes(), h.value);
     }
-    Ok(out)
+    Ok(Request {
+        method,
+        version: version(req.version),
+        target: lines.span(path.as_bytes()),
+        path_len: path.find(['?', '#']).unwrap_or(path.len()),
+        lines,
+    })
 }
 
-/// A parsed header line as slices of the head it came from.
-fn shared(head: &Bytes, h: &httparse::Header<'_>) -> (Bytes, http::HeaderValue) {
-    let name = head.slice_ref(h.name.as_bytes());
-    (
-        name,
-        pingora_http::header_value_from_raw(head.slice_ref(h.value)),
-    )
-}
-
-/// Parses a response head at the start of `buf`: the header and its length, or `None` while
-/// it is incomplete. Names and values are slices of `buf`, not copies.
-pub fn parse_response(buf: &Bytes) -> Result<Option<(ResponseHeader, usize)>, BadHead> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut slots);
-    let len = match resp.parse(buf) {
+/// Parses a response head at the start of `buf`: the head and its length, or `None` while
+/// it is incomplete. Names and values are spans of `buf`, not copies.
+pub fn parse_response(buf: &Bytes) -> Result<Option<(Response, usize)>, BadHead> {
+    // Uninitialised slots, as for requests (256 zeroed ones are 8 KiB).
+    let mut slots = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, buf, &mut slots);
+    let len = match parsed {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(e) => return Err(bad(e)),
     };
     let code = resp.code.ok_or_else(|| bad("no status"))?;
-    let mut out = ResponseHeader::build(code, Some(resp.headers.len() + ROOM))
-        .map_err(|_| bad("bad status"))?;
-    out.set_version(version(resp.version));
-    out.set_reason_phrase(resp.reason)
-        .map_err(|_| bad("bad reason phrase"))?;
+    let status = StatusCode::from_u16(code).map_err(|_| bad("bad status"))?;
+    // Only the head: the body's bytes that came with it are not kept by the head's spans.
+    let mut lines = Lines::with_capacity(buf.slice(..len), resp.headers.len() + ROOM);
     for h in resp.headers.iter() {
-        let (name, value) = shared(buf, h);
-        out.append_header(name, value)
-            .map_err(|_| bad("bad header"))?;
+        lines.push_span(h.name.as_bytes(), h.value);
     }
+    let reason = resp
+        .reason
+        .filter(|r| Some(*r) != status.canonical_reason())
+        .map(|r| lines.span(r.as_bytes()));
+    let out = Response {
+        status,
+        version: version(resp.version),
+        reason,
+        lines,
+    };
     Ok(Some((out, len)))
 }
 
 /// The request's body framing: `None` unless it is a single plain Content-Length or none
 /// (chunked and other transfer codings are left to Pingora's pipeline).
-pub fn request_framing(req: &RequestHeader) -> Option<Framing> {
-    if req.headers.contains_key(header::TRANSFER_ENCODING) {
+pub fn request_framing(req: &Request) -> Option<Framing> {
+    if req.lines.contains("transfer-encoding") {
         return None;
     }
-    let mut lengths = req.headers.get_all(header::CONTENT_LENGTH).iter();
+    let mut lengths = req.lines.get_all("content-length");
     match (lengths.next(), lengths.next()) {
         (None, _) => Some(Framing::Empty),
         (Some(v), None) => match decimal(v)? {
@@ -137,39 +210,38 @@ pub fn request_framing(req: &RequestHeader) -> Option<Framing> {
 }
 
 /// A Content-Length value: digits only.
-fn decimal(v: &http::HeaderValue) -> Option<u64> {
-    v.to_str()
-        .ok()
-        .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|s| s.parse().ok())
+fn decimal(v: &[u8]) -> Option<u64> {
+    if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(v).ok()?.parse().ok()
 }
 
 /// Whether a message's body is chunked: its last transfer coding is `chunked`.
-pub fn chunked(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::TRANSFER_ENCODING)
-        .and_then(|te| te.as_bytes().rsplit(|b| *b == b',').next())
+pub fn chunked(fields: &impl Fields) -> bool {
+    fields
+        .get("transfer-encoding")
+        .and_then(|te| te.rsplit(|b| *b == b',').next())
         .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"))
 }
 
 /// The response's body framing (RFC 9112 6.3). A response with both Transfer-Encoding and
 /// Content-Length loses the latter, as Pingora does.
-pub fn response_framing(resp: &mut ResponseHeader, head_request: bool) -> Result<Framing, BadHead> {
+pub fn response_framing(resp: &mut Response, head_request: bool) -> Result<Framing, BadHead> {
     let status = resp.status.as_u16();
     if head_request || (100..200).contains(&status) || status == 204 || status == 304 {
         return Ok(Framing::Empty);
     }
-    if resp.headers.contains_key(header::TRANSFER_ENCODING) {
-        resp.remove_header(&header::CONTENT_LENGTH);
-        return Ok(if chunked(&resp.headers) {
+    if resp.lines.contains("transfer-encoding") {
+        resp.lines.remove("content-length");
+        return Ok(if chunked(&resp.lines) {
             Framing::Chunked
         } else {
             Framing::UntilClose
         });
     }
-    let mut lengths = resp.headers.get_all(header::CONTENT_LENGTH).iter();
-    let first = lengths.next();
-    if let Some(v) = first {
+    let mut lengths = resp.lines.get_all("content-length");
+    if let Some(v) = lengths.next() {
         let n = decimal(v).ok_or_else(|| bad("bad Content-Length"))?;
         if lengths.any(|o| decimal(o) != Some(n)) {
             return Err(bad("conflicting Content-Length"));
@@ -188,18 +260,18 @@ pub fn put_header_line(out: &mut impl BufMut, name: &[u8], value: &[u8]) {
 }
 
 /// Writes a response head (status line, headers, then the `extra` lines, empty line).
-pub fn response_to_wire(resp: &ResponseHeader, extra: &[(&str, &[u8])], out: &mut impl BufMut) {
+pub fn response_to_wire(resp: &Response, extra: &[(&str, &[u8])], out: &mut impl BufMut) {
     out.put_slice(match resp.version {
         Version::HTTP_10 => b"HTTP/1.0 ",
         _ => b"HTTP/1.1 ",
     });
     out.put_slice(resp.status.as_str().as_bytes());
     out.put_u8(b' ');
-    if let Some(reason) = resp.get_reason_phrase() {
-        out.put_slice(reason.as_bytes());
-    }
+    out.put_slice(resp.reason());
     out.put_slice(b"\r\n");
-    resp.header_to_h1_wire(out);
+    for (name, value) in resp.lines.iter() {
+        put_header_line(out, name, value);
+    }
     for (name, value) in extra {
         put_header_line(out, name.as_bytes(), value);
     }
@@ -232,15 +304,15 @@ mod tests {
     #[test]
     fn requests_keep_their_header_case_and_raw_path() {
         let req = parse_request(&bytes(
-            b"POST /v1/chat?x=%20 HTTP/1.1\r\nX-Mixed-Case: v\r\n\r\n",
+            b"POST /v1/chat?x=%20 HTTP/1.1\r\nX-Mixed-Case: v\r\nempty:\r\n\r\n",
         ))
         .expect("parses");
         assert_eq!(req.method, http::Method::POST);
-        assert_eq!(req.raw_path(), b"/v1/chat?x=%20");
+        assert_eq!(req.target(), b"/v1/chat?x=%20");
+        assert_eq!(req.path(), "/v1/chat");
         assert_eq!(req.version, Version::HTTP_11);
-        let mut wire = BytesMut::new();
-        req.header_to_h1_wire(&mut wire);
-        assert_eq!(&wire[..], b"X-Mixed-Case: v\r\n");
+        let lines: Vec<(&[u8], &[u8])> = req.lines.iter().collect();
+        assert_eq!(lines, [(&b"X-Mixed-Case"[..], &b"v"[..]), (b"empty", b"")]);
         assert!(parse_request(&bytes(b"GARBAGE\r\n\r\n")).is_err());
     }
 
@@ -266,13 +338,13 @@ mod tests {
     #[test]
     fn chunked_means_the_last_coding_is_chunked() {
         let te = |v: &'static str| {
-            let mut h = HeaderMap::new();
-            h.insert(header::TRANSFER_ENCODING, http::HeaderValue::from_static(v));
-            chunked(&h)
+            let mut l = Lines::default();
+            l.append("Transfer-Encoding", v);
+            chunked(&l)
         };
         assert!(te("chunked") && te("Chunked") && te("gzip, chunked") && te("gzip,chunked "));
         assert!(!te("chunked, gzip") && !te("gzip"));
-        assert!(!chunked(&HeaderMap::new()));
+        assert!(!chunked(&Lines::default()));
     }
 
     #[test]
@@ -281,7 +353,7 @@ mod tests {
             let (mut r, _) = parse_response(&bytes(h))
                 .expect("parses")
                 .expect("complete");
-            response_framing(&mut r, head).map(|f| (f, r.headers.contains_key("content-length")))
+            response_framing(&mut r, head).map(|f| (f, r.lines.contains("content-length")))
         };
         let ok = |f| Ok((f, false));
         assert_eq!(
@@ -317,7 +389,9 @@ mod tests {
     #[test]
     fn responses_round_trip_through_the_wire() {
         let raw = b"HTTP/1.1 200 Fine\r\nContent-Type: text/event-stream\r\nx-lower: 1\r\n\r\n";
-        let (resp, len) = parse_response(&bytes(raw))
+        let mut with_body = raw.to_vec();
+        with_body.extend_from_slice(b"data: body\n\n");
+        let (resp, len) = parse_response(&bytes(&with_body))
             .expect("parses")
             .expect("complete");
         assert_eq!(len, raw.len());
@@ -331,5 +405,34 @@ mod tests {
             parse_response(&bytes(b"HTTP/1.1 200 OK\r\n")),
             Ok(None)
         ));
+    }
+
+    #[test]
+    fn reason_phrases_go_out_as_they_came_or_standard() {
+        let wire = |raw: &[u8]| {
+            let (resp, _) = parse_response(&bytes(raw))
+                .expect("parses")
+                .expect("complete");
+            let mut out = BytesMut::new();
+            response_to_wire(&resp, &[], &mut out);
+            out
+        };
+        assert_eq!(
+            &wire(b"HTTP/1.0 404 \r\n\r\n")[..],
+            b"HTTP/1.0 404 \r\n\r\n"
+        );
+        assert_eq!(
+            &wire(b"HTTP/1.1 200 OK\r\n\r\n")[..],
+            b"HTTP/1.1 200 OK\r\n\r\n"
+        );
+        let mut own = Response::new(429, 1).expect("status");
+        own.lines.append("retry-after", "1");
+        let mut out = BytesMut::new();
+        response_to_wire(&own, &[], &mut out);
+        assert_eq!(
+            &out[..],
+            b"HTTP/1.1 429 Too Many Requests\r\nretry-after: 1\r\n\r\n"
+        );
+        assert!(Response::new(1000, 0).is_err());
     }
 }

@@ -164,14 +164,12 @@ impl IdlePool {
 mod tests {
     use super::*;
     use crate::h1::upstream::tests::{body, send, server, W};
-    use pingora_http::RequestHeader;
     use std::io::Read;
 
     /// One `GET /` through `pool` to a server answering `ok`, the connection then kept idle.
     async fn exchange_and_keep(pool: &IdlePool, addr: SocketAddr) {
         let mut up = pool.get(addr, W, W, true).await.expect("connect");
-        let req = RequestHeader::build("GET", b"/", None).expect("req");
-        send(&mut up, &req).await;
+        send(&mut up, "/").await;
         up.read_header().await.expect("head");
         assert_eq!(body(&mut up).await, b"ok");
         pool.put(up);

@@ -12,15 +12,15 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::header;
 use pingora::{Error, ErrorType, OrErr, Result};
-use pingora_http::{RequestHeader, ResponseHeader};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 
 use super::body::{encode_chunks, Decoder, Framing, LAST_CHUNK};
+use super::head::Response;
 use super::{head, scratch};
+use crate::headers::view::{Fields, RequestHead};
 use crate::timer::within;
 
 /// Largest response head accepted from an upstream.
@@ -216,11 +216,11 @@ impl Upstream {
     }
 
     /// Sends a request head written for `req`; its headers say how the body (if any) follows.
-    pub async fn send_head(&mut self, wire: &[u8], req: &RequestHeader) -> Result<()> {
-        self.head_request = req.method == http::Method::HEAD;
-        self.send = if head::chunked(&req.headers) {
+    pub async fn send_head(&mut self, wire: &[u8], req: &(impl RequestHead + Sync)) -> Result<()> {
+        self.head_request = req.method() == http::Method::HEAD;
+        self.send = if head::chunked(req.fields()) {
             Send::Chunked
-        } else if req.headers.contains_key(header::CONTENT_LENGTH) {
+        } else if req.fields().contains("content-length") {
             Send::Raw
         } else {
             Send::None
@@ -252,7 +252,7 @@ impl Upstream {
 
     /// Reads until a final response head has arrived (1xx other than 101 are skipped) and
     /// returns it; the body follows through [`Upstream::read_body`].
-    pub async fn read_header(&mut self) -> Result<Box<ResponseHeader>> {
+    pub async fn read_header(&mut self) -> Result<Response> {
         // A head that came in one read is parsed where it lies; one in pieces is gathered
         // first, and parsed once its end is in.
         let mut got = Bytes::new();
@@ -306,7 +306,7 @@ impl Upstream {
     }
 
     /// Sets up the body decoder for a final response head; `rest` was read past it.
-    fn start_body(&mut self, mut resp: ResponseHeader, rest: Bytes) -> Result<Box<ResponseHeader>> {
+    fn start_body(&mut self, mut resp: Response, rest: Bytes) -> Result<Response> {
         let framing = if resp.status.as_u16() == 101 {
             Framing::UntilClose
         } else {
@@ -317,8 +317,7 @@ impl Upstream {
         if !rest.is_empty() {
             self.early = Some(rest);
         }
-        // Boxed: it is passed on by value, and is larger than most of a stream's state.
-        Ok(Box::new(resp))
+        Ok(resp)
     }
 
     /// The next bytes the upstream sends (empty: it closed).
@@ -490,10 +489,11 @@ pub(in crate::h1) mod tests {
         (addr, h)
     }
 
-    pub(in crate::h1) async fn send(up: &mut Upstream, req: &RequestHeader) {
-        let wire =
-            pingora::protocols::http::v1::client::http_req_header_to_wire(req).expect("wire");
-        up.send_head(&wire, req).await.expect("send");
+    /// Sends a request head with no body: `GET <path>`.
+    pub(in crate::h1) async fn send(up: &mut Upstream, path: &str) {
+        let wire = Bytes::from(format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n"));
+        let req = head::parse_request(&wire).expect("a request head");
+        up.send_head(&wire, &req).await.expect("send");
     }
 
     pub(in crate::h1) async fn body(up: &mut Upstream) -> Vec<u8> {
@@ -510,8 +510,7 @@ pub(in crate::h1) mod tests {
             server(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel|lo\r\n0\r\n|\r\n").await;
         let pool = IdlePool::new(W);
         let mut up = pool.get(addr, W, W, true).await.expect("connect");
-        let req = RequestHeader::build("GET", b"/s", None).expect("req");
-        send(&mut up, &req).await;
+        send(&mut up, "/s").await;
         let resp = up.read_header().await.expect("head");
         assert_eq!(resp.status.as_u16(), 200);
         assert_eq!(body(&mut up).await, b"hello");
@@ -528,8 +527,7 @@ pub(in crate::h1) mod tests {
     async fn a_body_cut_short_is_an_error_and_until_close_is_not() {
         let (addr, _h) = server(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc").await;
         let mut up = Upstream::connect(addr, W, W).await.expect("connect");
-        let req = RequestHeader::build("GET", b"/", None).expect("req");
-        send(&mut up, &req).await;
+        send(&mut up, "/").await;
         up.read_header().await.expect("head");
         assert_eq!(
             up.read_body().await.expect("abc").as_deref(),
@@ -539,7 +537,7 @@ pub(in crate::h1) mod tests {
 
         let (addr, _h) = server(b"HTTP/1.1 200 OK\r\n\r\nuntil|close").await;
         let mut up = Upstream::connect(addr, W, W).await.expect("connect");
-        send(&mut up, &req).await;
+        send(&mut up, "/").await;
         up.read_header().await.expect("head");
         assert_eq!(body(&mut up).await, b"untilclose");
         assert!(!up.reusable());
@@ -555,8 +553,7 @@ pub(in crate::h1) mod tests {
 
         let (addr, _h) = server(b"NOT HTTP AT ALL\r\n\r\n").await;
         let mut up = Upstream::connect(addr, W, W).await.expect("connect");
-        let req = RequestHeader::build("GET", b"/", None).expect("req");
-        send(&mut up, &req).await;
+        send(&mut up, "/").await;
         let e = up.read_header().await.expect_err("garbage");
         assert_eq!(e.etype(), &ErrorType::InvalidHTTPHeader);
     }
@@ -594,8 +591,7 @@ pub(in crate::h1) mod tests {
         };
         let (addr, served) = serve(l, b"HTTP/1.1 204 No Content\r\n\r\n");
         let mut up = Upstream::connect(addr, W, W).await.expect("connect");
-        let req = RequestHeader::build("GET", b"/v6", None).expect("req");
-        send(&mut up, &req).await;
+        send(&mut up, "/v6").await;
         let resp = up.read_header().await.expect("head");
         assert_eq!(resp.status.as_u16(), 204);
         let got = served.await.expect("server");

@@ -5,10 +5,11 @@ use std::io::Write;
 use std::net::IpAddr;
 
 use bytes::BufMut;
-use http::header::{HeaderMap, HeaderValue};
+use http::header::HeaderValue;
 use ipnet::IpNet;
 use pingora_http::RequestHeader;
 
+use super::view::Fields;
 use crate::h1::head::put_header_line;
 
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
@@ -44,7 +45,7 @@ pub fn client_ip(peer: IpAddr, xff: Option<&[u8]>, trusted: &[IpNet]) -> IpAddr 
 }
 
 /// [`client_ip`] of a request: its `X-Forwarded-For` lines are only read from a trusted peer.
-pub fn client_of(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+pub fn client_of(peer: IpAddr, headers: &impl Fields, trusted: &[IpNet]) -> IpAddr {
     if !is_trusted(peer, trusted) {
         return peer;
     }
@@ -53,14 +54,14 @@ pub fn client_of(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
 }
 
 /// All values of a header joined with ", " (a header may be sent several times).
-fn joined(headers: &HeaderMap, name: &str) -> Option<Vec<u8>> {
+fn joined(headers: &impl Fields, name: &str) -> Option<Vec<u8>> {
     let mut out: Option<Vec<u8>> = None;
     for v in headers.get_all(name) {
         let o = out.get_or_insert_with(Vec::new);
         if !o.is_empty() {
             o.extend_from_slice(b", ");
         }
-        o.extend_from_slice(v.as_bytes());
+        o.extend_from_slice(v);
     }
     out
 }
@@ -110,7 +111,7 @@ pub struct Forwarded {
 
 impl Forwarded {
     /// The headers for a request from `peer` with these headers.
-    pub fn new(headers: &HeaderMap, peer: IpAddr, tls: bool, trusted: &[IpNet]) -> Self {
+    pub fn new(headers: &impl Fields, peer: IpAddr, tls: bool, trusted: &[IpNet]) -> Self {
         let scheme: &'static [u8] = if tls { b"https" } else { b"http" };
         let peer_text = text(peer);
         if !is_trusted(peer, trusted) {
@@ -133,7 +134,7 @@ impl Forwarded {
         Forwarded {
             xff,
             real_ip: Some(text(real)),
-            proto: (!headers.contains_key(X_FORWARDED_PROTO)).then_some(scheme),
+            proto: (!headers.contains(X_FORWARDED_PROTO)).then_some(scheme),
         }
     }
 
@@ -276,6 +277,32 @@ mod tests {
         );
         assert!(fwd.replaces(b"X-Forwarded-For") && fwd.replaces(b"x-real-ip"));
         assert!(fwd.replaces(b"X-Forwarded-Proto") && !fwd.replaces(b"x-other"));
+    }
+
+    #[test]
+    fn both_kinds_of_head_get_the_same_headers() {
+        let wire = bytes::Bytes::from_static(
+            b"GET /x HTTP/1.1\r\nX-Forwarded-For: 198.51.100.7\r\n\
+              x-forwarded-for: 10.1.1.1\r\nX-Forwarded-Proto: https\r\n\r\n",
+        );
+        let ours = crate::h1::head::parse_request(&wire).unwrap();
+        let theirs = req_with(&[
+            ("X-Forwarded-For", "198.51.100.7"),
+            ("x-forwarded-for", "10.1.1.1"),
+            ("X-Forwarded-Proto", "https"),
+        ]);
+        let t = nets(&["10.0.0.0/8"]);
+        for peer in ["10.0.0.2", "8.8.8.8"] {
+            let peer: IpAddr = peer.parse().unwrap();
+            let fwd = Forwarded::new(&ours.lines, peer, false, &t);
+            assert_eq!(fwd, Forwarded::new(&theirs.headers, peer, false, &t));
+            let client = client_of(peer, &ours.lines, &t);
+            assert_eq!(client, client_of(peer, &theirs.headers, &t));
+        }
+        assert_eq!(
+            client_of("10.0.0.2".parse().unwrap(), &ours.lines, &t),
+            "198.51.100.7".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]

@@ -6,11 +6,10 @@
 //! neither copied nor changed.
 
 use bytes::BufMut;
-use http::header::{self, HeaderValue};
-use pingora_http::{HeaderNameVariant, RequestHeader};
 
 use super::forwarded::Forwarded;
-use super::is_hop;
+use super::view::{Fields, RequestHead};
+use super::{connection_of, is_hop};
 use crate::h1::head::put_header_line;
 
 /// How a request goes upstream.
@@ -34,62 +33,41 @@ impl std::fmt::Display for BadTarget {
 
 impl std::error::Error for BadTarget {}
 
-/// The target on the upstream's request line: origin-form for a request that carried a
-/// scheme (HTTP/2), else the bytes the client sent.
-fn target(req: &RequestHeader) -> &[u8] {
-    if req.uri.scheme().is_some() {
-        return req
-            .uri
-            .path_and_query()
-            .map_or(b"/", |pq| pq.as_str().as_bytes());
-    }
-    req.raw_path()
-}
-
 /// Writes the upstream request head for `req` to `out` (HTTP/1.1, ending in the empty line).
 pub fn write_head(
-    req: &RequestHeader,
+    req: &impl RequestHead,
     how: Outbound,
     fwd: &Forwarded,
     out: &mut impl BufMut,
 ) -> Result<(), BadTarget> {
-    let target = target(req);
+    let target = req.target();
     if target.is_empty() || target.iter().any(|b| matches!(b, b' ' | b'\r' | b'\n' | 0)) {
         return Err(BadTarget);
     }
-    out.put_slice(req.method.as_str().as_bytes());
+    out.put_slice(req.method().as_str().as_bytes());
     out.put_u8(b' ');
     out.put_slice(target);
     out.put_slice(b" HTTP/1.1\r\n");
-    let connection = req.headers.get_all(header::CONNECTION);
-    let protocol = how
-        .upgrade
-        .then(|| req.headers.get(header::UPGRADE))
-        .flatten();
-    let mut copy = |name: &[u8], value: &HeaderValue| {
+    let fields = req.fields();
+    let connection = connection_of(fields);
+    let protocol = how.upgrade.then(|| fields.get("upgrade")).flatten();
+    req.each_line(|name, value| {
         if is_hop(name, &connection)
             || fwd.replaces(name)
             || (how.identity && protocol.is_none() && name.eq_ignore_ascii_case(b"accept-encoding"))
         {
-            return Ok(());
+            return;
         }
-        put_header_line(out, name, value.as_bytes());
-        Ok(())
-    };
-    // `map` visits every header line once, with the case it arrived in (the lines of one
-    // name together, in their order).
-    let _ = req.map(|name, value| match name {
-        HeaderNameVariant::Case(n) => copy(n.as_slice(), value),
-        HeaderNameVariant::Titled(n) => copy(n.as_bytes(), value),
+        put_header_line(out, name, value);
     });
     // `Host` is never hop-by-hop, so the client's went out above.
-    if !req.headers.contains_key(header::HOST) {
-        if let Some(auth) = req.uri.authority() {
+    if !fields.contains("host") {
+        if let Some(auth) = req.authority() {
             put_header_line(out, b"Host", auth.as_str().as_bytes());
         }
     }
     if let Some(p) = protocol {
-        put_header_line(out, b"Upgrade", p.as_bytes());
+        put_header_line(out, b"Upgrade", p);
         put_header_line(out, b"Connection", b"upgrade");
     }
     fwd.write(out);
@@ -101,6 +79,7 @@ pub fn write_head(
 mod tests {
     use super::*;
     use bytes::BytesMut;
+    use pingora_http::RequestHeader;
 
     fn req_with(headers: &[(&str, &str)]) -> RequestHeader {
         let mut r = RequestHeader::build("GET", b"/x?q=%20", None).unwrap();
@@ -120,8 +99,8 @@ mod tests {
     };
 
     /// The head written for `r`, with the forwarding headers of an untrusted peer cut off.
-    fn head(r: &RequestHeader, how: Outbound) -> String {
-        let fwd = Forwarded::new(&r.headers, "192.0.2.1".parse().unwrap(), false, &[]);
+    fn head(r: &impl RequestHead, how: Outbound) -> String {
+        let fwd = Forwarded::new(r.fields(), "192.0.2.1".parse().unwrap(), false, &[]);
         let mut out = BytesMut::new();
         write_head(r, how, &fwd, &mut out).expect("writes");
         let text = String::from_utf8(out.to_vec()).expect("text");
@@ -240,8 +219,8 @@ mod tests {
 
     proptest::proptest! {
         /// Whatever the client sends, the upstream gets one well-formed head with the same
-        /// end-to-end headers, each in its case and each name's lines in their order, and no
-        /// hop-by-hop ones.
+        /// end-to-end headers, each in its case and all in their order, and no hop-by-hop
+        /// ones.
         #[test]
         fn the_head_is_the_request_less_its_hops(
             lines in proptest::collection::vec((0..NAMES.len(), "[ -~]{0,12}"), 0..12),
@@ -261,7 +240,7 @@ mod tests {
                 return Ok(());
             };
             let how = Outbound { upgrade: false, identity };
-            let fwd = Forwarded::new(&req.headers, "192.0.2.1".parse().unwrap(), false, &[]);
+            let fwd = Forwarded::new(&req.lines, "192.0.2.1".parse().unwrap(), false, &[]);
             let mut out = BytesMut::new();
             write_head(&req, how, &fwd, &mut out).expect("writes");
 
@@ -289,17 +268,9 @@ mod tests {
                 .filter(|(i, _)| !hop(NAMES[*i]))
                 .map(|(i, v)| (NAMES[*i].to_string(), v.trim().as_bytes().to_vec()))
                 .collect();
-            // A header map keeps the lines of one name together, in their order, at the place
-            // of that name's first line (the order of different names carries no meaning).
-            let mut want: Vec<(String, Vec<u8>)> = Vec::new();
-            for (name, _) in &passed {
-                if want.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
-                    continue;
-                }
-                want.extend(passed.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).cloned());
-            }
-            proptest::prop_assert_eq!(&got[..want.len()], &want[..]);
-            let tail: Vec<&str> = got[want.len()..].iter().map(|(n, _)| n.as_str()).collect();
+            // The lines go in the order they came.
+            proptest::prop_assert_eq!(&got[..passed.len()], &passed[..]);
+            let tail: Vec<&str> = got[passed.len()..].iter().map(|(n, _)| n.as_str()).collect();
             proptest::prop_assert_eq!(tail, vec!["x-forwarded-for", "x-forwarded-proto", "x-real-ip"]);
         }
     }

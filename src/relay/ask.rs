@@ -3,13 +3,14 @@
 //! when the server closed a reused one as it was reused.
 
 use pingora::{Error, ErrorType, OrErr};
-use pingora_http::ResponseHeader;
 
 use super::resend::{resendable, stale, Sent};
 use super::{down, up, Downstream, Relay, Stop};
+use crate::h1::head::Response;
 use crate::h1::scratch;
 use crate::h1::upstream::Upstream;
 use crate::headers;
+use crate::headers::view::RequestHead;
 use crate::proxy::{bounded, UPSTREAM_WRITE_TIMEOUT};
 
 impl<D: Downstream> Relay<'_, D> {
@@ -44,7 +45,7 @@ impl<D: Downstream> Relay<'_, D> {
                     )))
                 }
             };
-            let resendable = resendable(self.session.req_header());
+            let resendable = resendable(self.session.req_header().fields());
             let connecting = self.shared.idle.get(
                 addr,
                 pool.connect_timeout,
@@ -83,7 +84,7 @@ impl<D: Downstream> Relay<'_, D> {
         upstream: &mut Upstream,
         pool: &crate::upstream::Pool,
         trusted: &[ipnet::IpNet],
-    ) -> std::result::Result<Box<ResponseHeader>, Stop> {
+    ) -> std::result::Result<Response, Stop> {
         let mut sent = Sent::default();
         match self.exchange(upstream, trusted, &mut sent).await {
             Err(Stop::Upstream(e, _)) if stale(&e) && upstream.stale_maybe() && sent.replayable => {
@@ -110,7 +111,7 @@ impl<D: Downstream> Relay<'_, D> {
         upstream: &mut Upstream,
         trusted: &[ipnet::IpNet],
         sent: &mut Sent,
-    ) -> std::result::Result<Box<ResponseHeader>, Stop> {
+    ) -> std::result::Result<Response, Stop> {
         self.send_request(upstream, trusted, sent).await?;
         self.wait_for_header(upstream).await
     }
@@ -124,7 +125,7 @@ impl<D: Downstream> Relay<'_, D> {
     ) -> std::result::Result<(), Stop> {
         let req = self.session.req_header();
         let peer = self.session.peer_ip().unwrap_or(self.ctx.client);
-        let fwd = headers::Forwarded::new(&req.headers, peer, self.session.is_tls(), trusted);
+        let fwd = headers::Forwarded::new(req.fields(), peer, self.session.is_tls(), trusted);
         let how = headers::upstream::Outbound {
             upgrade: self.mode.upgrade,
             identity: self.mode.stream_route,
@@ -157,7 +158,7 @@ impl<D: Downstream> Relay<'_, D> {
     async fn wait_for_header(
         &mut self,
         upstream: &mut Upstream,
-    ) -> std::result::Result<Box<ResponseHeader>, Stop> {
+    ) -> std::result::Result<Response, Stop> {
         let silent = "no response header from the upstream in time";
         let read = std::pin::pin!(upstream.read_header());
         self.await_upstream(read, silent).await

@@ -5,15 +5,21 @@ use std::future::Future;
 use std::net::IpAddr;
 
 use bytes::Bytes;
+use http::HeaderValue;
 use pingora::protocols::http::HttpTask;
-use pingora::Result;
+use pingora::{ErrorType, OrErr, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::Session;
 
+use crate::h1::head::Response;
+use crate::headers::view::RequestHead;
+
 /// A client connection carrying one request.
 pub(crate) trait Downstream: Send {
+    /// How this side holds a request head.
+    type Head: RequestHead + Sync;
     /// The request head as the client sent it.
-    fn req_header(&self) -> &RequestHeader;
+    fn req_header(&self) -> &Self::Head;
     /// The connected peer's address (before any X-Forwarded-For).
     fn peer_ip(&self) -> Option<IpAddr>;
     /// Whether the connection is TLS.
@@ -25,10 +31,7 @@ pub(crate) trait Downstream: Send {
     /// Writes the response head (it may wait for the body's first bytes or [`flush`]).
     ///
     /// [`flush`]: Downstream::flush
-    fn write_header(
-        &mut self,
-        resp: Box<ResponseHeader>,
-    ) -> impl Future<Output = Result<()>> + Send;
+    fn write_header(&mut self, resp: Response) -> impl Future<Output = Result<()>> + Send;
     /// Whether written bytes are held back (a head waiting for the body's first bytes).
     fn holds_output(&self) -> bool;
     /// Sends whatever is written but held back, before a wait.
@@ -47,11 +50,26 @@ pub(crate) trait Downstream: Send {
 
     /// Whether the client speaks HTTP/1.1 (chunked responses, keepalive).
     fn http11(&self) -> bool {
-        self.req_header().version == http::Version::HTTP_11
+        self.req_header().version() == http::Version::HTTP_11
     }
 }
 
+/// Pingora's type for a response head of ours, names in their case.
+fn pingora_head(resp: &Response) -> Result<Box<ResponseHeader>> {
+    let mut out = ResponseHeader::build(resp.status, Some(resp.lines.len()))?;
+    out.set_version(resp.version);
+    out.set_reason_phrase(std::str::from_utf8(resp.reason()).ok())?;
+    for (name, value) in resp.lines.iter() {
+        let value = HeaderValue::from_bytes(value)
+            .or_err(ErrorType::InvalidHTTPHeader, "response header value")?;
+        out.append_header(Bytes::copy_from_slice(name), value)?;
+    }
+    Ok(Box::new(out))
+}
+
 impl Downstream for Session {
+    type Head = RequestHeader;
+
     fn req_header(&self) -> &RequestHeader {
         self.downstream_session.req_header()
     }
@@ -72,7 +90,8 @@ impl Downstream for Session {
         self.response_written().map(|r| r.status.as_u16())
     }
 
-    async fn write_header(&mut self, resp: Box<ResponseHeader>) -> Result<()> {
+    async fn write_header(&mut self, resp: Response) -> Result<()> {
+        let resp = pingora_head(&resp)?;
         self.write_response_header(resp, false).await
     }
 

@@ -5,9 +5,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use pingora::{Error, ErrorType};
-use pingora_http::ResponseHeader;
 
 use super::{down, up, Downstream, Relay, Stop};
+use crate::h1::head::Response;
 use crate::h1::upstream::Upstream;
 use crate::headers;
 use crate::heartbeat::Schedule;
@@ -18,7 +18,7 @@ impl<D: Downstream> Relay<'_, D> {
     /// Writes the response header (unless `early_headers` already did) and starts the stream.
     pub(super) async fn forward_header(
         &mut self,
-        mut resp: Box<ResponseHeader>,
+        mut resp: Response,
     ) -> std::result::Result<(), Stop> {
         let now = Instant::now();
         if self.ctx.stream.is_some() {
@@ -41,7 +41,8 @@ impl<D: Downstream> Relay<'_, D> {
             self.schedule = Schedule::new(self.mode.idle, None, now);
             return Ok(());
         }
-        let framing = headers::response_framing(&resp, self.mode.stream_route);
+        let content_type = resp.lines.get("content-type");
+        let framing = headers::response_framing(resp.status, content_type, self.mode.stream_route);
         if let (Some(f), true) = (framing, self.mode.sse_headers) {
             headers::set_sse_headers(&mut resp, f);
         }

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use pingora::prelude::HttpPeer;
-use pingora::{Error, ErrorType, Result};
+use pingora::{Error, ErrorType, OrErr, Result};
 
 use crate::config::Route;
 use crate::headers;
@@ -179,8 +179,9 @@ struct Relay<'a, D> {
 impl<D: Downstream> Relay<'_, D> {
     /// `early_headers`: answer 200 with the SSE headers before the upstream is even asked.
     async fn start_early(&mut self) -> Result<()> {
-        let resp = headers::early_sse_response(self.session.http11())?;
-        self.session.write_header(Box::new(resp)).await?;
+        let resp = headers::early_sse_response(self.session.http11())
+            .or_err(ErrorType::InternalError, "early response head")?;
+        self.session.write_header(resp).await?;
         // The point of early headers: the client sees them now, before the upstream answers.
         self.session.flush().await?;
         self.ctx.status = 200;

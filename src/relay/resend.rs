@@ -3,7 +3,8 @@
 
 use bytes::Bytes;
 use pingora::{Error, ErrorType};
-use pingora_http::RequestHeader;
+
+use crate::headers::view::Fields;
 
 /// Whether an upstream error is what a server closing an idle connection looks like (a
 /// timeout is not: that server is slow, and would get the request twice).
@@ -18,13 +19,13 @@ pub(super) fn stale(e: &Error) -> bool {
 const MAX_REPLAYED_BODY: usize = 64 * 1024;
 
 /// Whether `req` can be sent again whole: it has no body, or one small enough to keep.
-pub(super) fn resendable(req: &RequestHeader) -> bool {
-    if crate::h1::head::chunked(&req.headers) {
+pub(super) fn resendable(req: &impl Fields) -> bool {
+    if crate::h1::head::chunked(req) {
         return false;
     }
-    match req.headers.get(http::header::CONTENT_LENGTH) {
+    match req.get("content-length") {
         None => true,
-        Some(v) => std::str::from_utf8(v.as_bytes())
+        Some(v) => std::str::from_utf8(v)
             .ok()
             .and_then(|v| v.trim().parse::<usize>().ok())
             .is_some_and(|len| len <= MAX_REPLAYED_BODY),
@@ -60,10 +61,10 @@ impl Sent {
 mod tests {
     use super::*;
 
-    fn req(headers: &[(&str, &str)]) -> RequestHeader {
-        let mut r = RequestHeader::build("POST", b"/v1/chat/completions", None).expect("req");
+    fn req(headers: &[(&'static str, &'static str)]) -> crate::h1::lines::Lines {
+        let mut r = crate::h1::lines::Lines::default();
         for (k, v) in headers {
-            r.insert_header(k.to_string(), *v).expect("header");
+            r.append(k, *v);
         }
         r
     }
