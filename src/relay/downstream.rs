@@ -134,3 +134,39 @@ impl Downstream for Session {
         self.downstream_session.read_request_body().await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_head_of_ours_reaches_pingora_as_it_would_go_out() {
+        let wire = Bytes::from_static(
+            b"HTTP/1.1 200 Fine\r\nContent-Type: text/event-stream\r\nx-lower: 1\r\nX-Two: a\r\nx-two: b\r\n\r\n",
+        );
+        let (resp, _) = crate::h1::head::parse_response(&wire)
+            .expect("parses")
+            .expect("complete");
+        let theirs = pingora_head(&resp).expect("converts");
+        assert_eq!(theirs.status.as_u16(), 200);
+        assert_eq!(theirs.get_reason_phrase(), Some("Fine"));
+        let two: Vec<&[u8]> = theirs
+            .headers
+            .get_all("x-two")
+            .iter()
+            .map(|v| v.as_bytes())
+            .collect();
+        assert_eq!(two, [&b"a"[..], b"b"]);
+        let mut out = bytes::BytesMut::new();
+        theirs.header_to_h1_wire(&mut out);
+        assert_eq!(
+            &out[..],
+            b"Content-Type: text/event-stream\r\nx-lower: 1\r\nX-Two: a\r\nx-two: b\r\n"
+        );
+        let own = Response::new(503, 1).expect("status");
+        assert_eq!(
+            pingora_head(&own).expect("converts").get_reason_phrase(),
+            Some("Service Unavailable")
+        );
+    }
+}
