@@ -435,4 +435,30 @@ mod tests {
         );
         assert!(Response::new(1000, 0).is_err());
     }
+
+    proptest::proptest! {
+        /// A response head goes out byte for byte as it came, whatever its status, reason
+        /// and lines, and the bytes after it are not part of it.
+        #[test]
+        fn response_heads_round_trip(
+            status in 200u16..600,
+            reason in "([A-Za-z][A-Za-z ]{0,12})?",
+            lines in proptest::collection::vec(("[A-Za-z][A-Za-z0-9-]{0,10}", "[!-~]([ -~]{0,10}[!-~])?"), 0..8),
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..20),
+        ) {
+            let mut head = format!("HTTP/1.1 {status} {reason}\r\n");
+            for (n, v) in &lines {
+                head.push_str(&format!("{n}: {v}\r\n"));
+            }
+            head.push_str("\r\n");
+            let mut wire = head.clone().into_bytes();
+            wire.extend_from_slice(&body);
+            let (resp, len) = parse_response(&bytes(&wire)).expect("parses").expect("complete");
+            proptest::prop_assert_eq!(len, head.len());
+            proptest::prop_assert_eq!(resp.lines.len(), lines.len());
+            let mut out = BytesMut::new();
+            response_to_wire(&resp, &[], &mut out);
+            proptest::prop_assert_eq!(&out[..], head.as_bytes());
+        }
+    }
 }

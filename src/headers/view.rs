@@ -222,4 +222,49 @@ mod tests {
         assert_eq!(visible(b"a\xff"), None);
         assert_eq!(visible(b"app:80"), Some("app:80"));
     }
+
+    /// Header names a request might carry, in mixed case, some of them twice.
+    const NAMES: &[&str] = &[
+        "Host",
+        "host",
+        "Content-Length",
+        "X-Forwarded-For",
+        "x-forwarded-for",
+        "Connection",
+        "accept",
+        "X-A",
+    ];
+
+    /// Every answer `f` gives about `name`, through the trait.
+    fn answers(f: &impl Fields, name: &str) -> (Option<Vec<u8>>, Vec<Vec<u8>>, bool) {
+        let all = f.get_all(name).map(<[u8]>::to_vec).collect();
+        (f.get(name).map(<[u8]>::to_vec), all, f.contains(name))
+    }
+
+    proptest::proptest! {
+        /// Whatever lines a request carries, both kinds of head answer every lookup alike.
+        #[test]
+        fn lookups_agree_with_pingoras_header_map(
+            lines in proptest::collection::vec((0..NAMES.len(), "[!-~]([ -~]{0,10}[!-~])?"), 0..10),
+            path in "/[a-z]{0,6}(\\?[a-z=&]{0,6})?",
+        ) {
+            let mut wire = format!("GET {path} HTTP/1.1\r\n");
+            let mut theirs = RequestHeader::build("GET", path.as_bytes(), None).expect("builds");
+            for (i, value) in &lines {
+                wire.push_str(&format!("{}: {value}\r\n", NAMES[*i]));
+                theirs.append_header(NAMES[*i], value.as_str()).expect("appends");
+            }
+            wire.push_str("\r\n");
+            let ours = crate::h1::head::parse_request(&bytes::Bytes::from(wire)).expect("parses");
+            for name in NAMES {
+                proptest::prop_assert_eq!(answers(ours.fields(), name), answers(theirs.fields(), name));
+            }
+            proptest::prop_assert_eq!(ours.host(), theirs.host());
+            proptest::prop_assert_eq!(ours.path(), theirs.path());
+            proptest::prop_assert_eq!(ours.target(), theirs.target());
+            let mut count = 0;
+            ours.each_line(|_, _| count += 1);
+            proptest::prop_assert_eq!(count, lines.len());
+        }
+    }
 }
