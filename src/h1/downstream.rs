@@ -185,21 +185,23 @@ impl Downstream for Client<'_> {
         Ok(())
     }
 
-    async fn write_body(&mut self, chunks: Vec<Bytes>) -> Result<()> {
+    async fn write_body(&mut self, chunks: &mut Vec<Bytes>) -> Result<()> {
         if chunks.len() == 1 && !self.chunked && self.held.is_empty() {
-            return self.send(&chunks[0]).await;
+            let sent = self.send(&chunks[0]).await;
+            chunks.clear();
+            return sent;
         }
         let size: usize = chunks.iter().map(|c| c.len() + 12).sum();
         // A buffer per write was an allocation and a free per event on a paced stream.
         let mut wire = self.wire();
         wire.reserve(size);
         if self.chunked {
-            encode_chunks(&chunks, &mut wire);
+            encode_chunks(chunks, &mut wire);
         } else {
             chunks.iter().for_each(|c| wire.extend_from_slice(c));
         }
         // The chunks are copied: let go of them (and of the reads they share) before waiting.
-        drop(chunks);
+        chunks.clear();
         if !wire.is_empty() {
             self.send(&wire).await?;
         }

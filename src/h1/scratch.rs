@@ -3,7 +3,8 @@
 //! a stream waiting on a silent model.
 //!
 //! And one write buffer per thread, lent out whole ([`write_buf`], [`give_back`]): a write
-//! assembled in it that goes out at once, as nearly all do, allocates nothing.
+//! assembled in it that goes out at once, as nearly all do, allocates nothing. The list of
+//! chunks a relay writes at once is lent the same way ([`batch`], [`give_back_batch`]).
 
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
@@ -23,6 +24,7 @@ const KEEP_WRITE: usize = 64 * 1024;
 thread_local! {
     static BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; SIZE].into_boxed_slice());
     static WRITE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    static BATCH: Cell<Vec<Bytes>> = const { Cell::new(Vec::new()) };
 }
 
 /// This thread's write buffer, empty. Owned, so it may be held across an `await`; while it
@@ -37,6 +39,20 @@ pub fn give_back(mut buf: Vec<u8>) {
         buf.clear();
         WRITE.set(buf);
     }
+}
+
+/// This thread's list for a batch of chunks, empty, with room for `n`. Owned, like
+/// [`write_buf`]: while it is out, the next caller gets a new one.
+pub fn batch(n: usize) -> Vec<Bytes> {
+    let mut list = BATCH.take();
+    list.reserve(n);
+    list
+}
+
+/// Returns a batch's list (its chunks let go) for the thread's next batch.
+pub fn give_back_batch(mut list: Vec<Bytes>) {
+    list.clear();
+    BATCH.set(list);
 }
 
 /// Runs `f` with this thread's buffer. Never call it across an `await`, nor from inside `f`.

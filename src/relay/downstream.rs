@@ -36,8 +36,8 @@ pub(crate) trait Downstream: Send {
     fn holds_output(&self) -> bool;
     /// Sends whatever is written but held back, before a wait.
     fn flush(&mut self) -> impl Future<Output = Result<()>> + Send;
-    /// Writes body pieces, in one write where it can.
-    fn write_body(&mut self, chunks: Vec<Bytes>) -> impl Future<Output = Result<()>> + Send;
+    /// Writes body pieces, in one write where it can; `chunks` is left empty.
+    fn write_body(&mut self, chunks: &mut Vec<Bytes>) -> impl Future<Output = Result<()>> + Send;
     /// Ends the response body.
     fn finish(&mut self) -> impl Future<Output = Result<()>> + Send;
     /// The next piece of the request body, `None` at its end.
@@ -104,13 +104,13 @@ impl Downstream for Session {
         Ok(())
     }
 
-    async fn write_body(&mut self, mut chunks: Vec<Bytes>) -> Result<()> {
+    async fn write_body(&mut self, chunks: &mut Vec<Bytes>) -> Result<()> {
         match chunks.len() {
             0 => Ok(()),
             1 => self.write_response_body(chunks.pop(), false).await,
             _ => {
                 let tasks = chunks
-                    .into_iter()
+                    .drain(..)
                     .map(|c| HttpTask::Body(Some(c), false))
                     .collect();
                 self.write_response_tasks(tasks).await.map(|_| ())

@@ -89,12 +89,15 @@ impl<D: Downstream> Relay<'_, D> {
         self.await_upstream(read, silent).await
     }
 
-    /// Passes upstream chunks to the client as they are, in one write.
-    pub(super) async fn forward(&mut self, batch: Vec<Bytes>) -> std::result::Result<(), Stop> {
+    /// Passes upstream chunks to the client as they are, in one write (`batch` is left empty).
+    pub(super) async fn forward(
+        &mut self,
+        batch: &mut Vec<Bytes>,
+    ) -> std::result::Result<(), Stop> {
         // Never empty: the batch starts with a chunk, and the body decoder makes no empty ones.
         let now = Instant::now();
         if let Some(stream) = self.ctx.stream.as_mut() {
-            stream.on_chunks(&batch, now);
+            stream.on_chunks(batch, now);
         }
         self.session.write_body(batch).await.map_err(down)?;
         self.schedule.on_upstream(now);
@@ -117,7 +120,7 @@ impl<D: Downstream> Relay<'_, D> {
                     None => return Ok(()),
                 },
                 r = upstream.read_body() => match r.map_err(up)? {
-                    Some(bytes) => self.session.write_body(vec![bytes]).await.map_err(down)?,
+                    Some(bytes) => self.session.write_body(&mut vec![bytes]).await.map_err(down)?,
                     None => return Ok(()),
                 },
                 _ = self.timer.fired() => {
