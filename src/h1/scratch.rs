@@ -182,6 +182,24 @@ mod tests {
         assert_eq!(write_buf().capacity(), 0, "a large one is freed");
     }
 
+    #[test]
+    fn a_batch_list_is_lent_and_comes_back_empty_letting_go_of_its_chunks() {
+        let mut list = batch(4);
+        assert!(list.capacity() >= 4);
+        let chunk = Bytes::from(vec![1u8; 64]);
+        list.push(chunk.clone());
+        let kept = list.as_ptr();
+        // While it is out, another batch gets a list of its own.
+        let other = batch(1);
+        assert_ne!(other.as_ptr(), kept);
+        drop(other);
+        give_back_batch(list);
+        assert!(chunk.is_unique(), "the chunk was let go");
+        let again = batch(2);
+        assert!(again.is_empty());
+        assert_eq!(again.as_ptr(), kept, "the same allocation, emptied");
+    }
+
     #[tokio::test]
     async fn a_pending_read_holds_no_borrow() {
         let (mut ours, mut theirs) = tokio::io::duplex(64);
