@@ -175,7 +175,9 @@ struct Pending {
     bytes: u64,
     delta: ChunkDelta,
     last_event: Option<Instant>,
-    published: Option<Instant>,
+    /// When the counts are next published by a chunk (`PUBLISH_EVERY` after the last time):
+    /// comparing two instants per batch costs less than subtracting them.
+    publish_due: Option<Instant>,
 }
 
 impl TrackedStream {
@@ -224,9 +226,7 @@ impl TrackedStream {
             p.bytes += chunk.len() as u64;
             p.chunks += 1;
         }
-        if p.published
-            .is_none_or(|at| now.duration_since(at) >= PUBLISH_EVERY)
-        {
+        if p.publish_due.is_none_or(|due| now >= due) {
             self.publish(now);
         }
     }
@@ -241,7 +241,7 @@ impl TrackedStream {
     /// Adds the pending counts to the shared counters and the live entry.
     fn publish(&mut self, now: Instant) {
         let p = std::mem::take(&mut self.pending);
-        self.pending.published = Some(now);
+        self.pending.publish_due = now.checked_add(PUBLISH_EVERY);
         let (m, live, d) = (&self.metrics, &self.live, p.delta);
         if p.chunks > 0 {
             m.chunks.inc_by(p.chunks);
@@ -403,5 +403,32 @@ mod tests {
         drop(s);
         assert_eq!(rm.active.get(), 0);
         assert!(reg.is_empty());
+    }
+
+    #[test]
+    fn counts_are_published_at_most_every_period_and_when_asked() {
+        let m = Metrics::new();
+        let rm = Arc::new(m.route("r"));
+        let t0 = Instant::now();
+        let mut s = TrackedStream::start(
+            Framing::Sse,
+            t0,
+            rm.clone(),
+            Arc::new(Registry::new()),
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            "u".into(),
+        );
+        let event: &[u8] = b"data: x\n\n";
+        s.on_chunks(&[event], t0);
+        assert_eq!(rm.chunks.get(), 1, "the first batch is published at once");
+        s.on_chunks(&[event], t0 + PUBLISH_EVERY / 2);
+        assert_eq!(rm.chunks.get(), 1, "within the period, held");
+        s.on_chunks(&[event], t0 + PUBLISH_EVERY);
+        assert_eq!(rm.chunks.get(), 3, "a period on, published");
+        s.on_chunks(&[event], t0 + PUBLISH_EVERY + PUBLISH_EVERY / 4);
+        assert_eq!(rm.chunks.get(), 3);
+        s.publish_now();
+        assert_eq!(rm.chunks.get(), 4, "the upstream went quiet: published now");
+        assert_eq!(rm.events.get(), 4);
     }
 }
