@@ -220,6 +220,70 @@ async fn forwarded_headers_from_untrusted_and_trusted_peers() {
     }
 }
 
+/// Sends `request` as raw bytes and reads the response head (up to its empty line), raw.
+async fn raw_exchange(addr: std::net::SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut sock = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connects");
+    sock.write_all(request).await.expect("sends");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(10), sock.read(&mut buf))
+            .await
+            .expect("a response head in time")
+            .expect("reads");
+        assert!(
+            n > 0,
+            "closed before the head: {}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test]
+async fn header_lines_keep_their_order_and_case_both_ways() {
+    let up = Upstream::scripted(vec![Step::Raw(
+        b"HTTP/1.1 200 Fine\r\nX-Up-Case: 1\r\ncontent-type: text/plain\r\n\
+          x-up-case: 2\r\ncontent-length: 2\r\n\r\nok"
+            .to_vec(),
+    )])
+    .await;
+    let cfg = one_route(&format!("\"{}\"", up.addr), "")
+        + "  - path: /s/\n    upstream: backend\n    stream:\n      idle_timeout: 10s\n";
+    let proxy = Proxy::start(&cfg).await;
+    for path in ["/api/h", "/s/h"] {
+        up.requests.lock().unwrap().clear();
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: app\r\nX-Two: a\r\nAccept: */*\r\nx-two: b\r\n\
+             X-MiXeD: c\r\nConnection: close\r\n\r\n"
+        );
+        let head = raw_exchange(proxy.addr, request.as_bytes()).await;
+        // The upstream's lines in their order and case; ssegate's own after them.
+        let at = |line: &str| {
+            head.find(line)
+                .unwrap_or_else(|| panic!("{line:?} in {head}"))
+        };
+        assert!(head.starts_with("HTTP/1.1 200 Fine\r\n"), "{head}");
+        assert!(at("X-Up-Case: 1\r\n") < at("x-up-case: 2\r\n"), "{head}");
+        let got = up.requests.lock().unwrap()[0].clone();
+        let names: Vec<&str> = got.headers.iter().map(|(k, _)| k.as_str()).collect();
+        let end_to_end: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| !n.starts_with("x-forwarded") && *n != "x-real-ip")
+            .collect();
+        assert_eq!(
+            end_to_end,
+            ["Host", "X-Two", "Accept", "x-two", "X-MiXeD"],
+            "{path}: the client's lines as sent, less Connection"
+        );
+    }
+}
+
 #[tokio::test]
 async fn websocket_echo_passes_both_ways() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
