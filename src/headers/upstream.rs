@@ -194,6 +194,19 @@ mod tests {
     }
 
     #[test]
+    fn values_go_upstream_byte_for_byte_even_past_ascii() {
+        let wire = bytes::Bytes::from_static(
+            b"GET /p HTTP/1.1\r\nX-Name: caf\xc3\xa9 \xff\tend\r\nX-Empty:\r\n\r\n",
+        );
+        let req = crate::h1::head::parse_request(&wire).expect("parses");
+        let fwd = Forwarded::new(&req.lines, "192.0.2.1".parse().unwrap(), false, &[]);
+        let mut out = BytesMut::new();
+        write_head(&req, PLAIN, &fwd, &mut out).expect("writes");
+        let want: &[u8] = b"GET /p HTTP/1.1\r\nX-Name: caf\xc3\xa9 \xff\tend\r\nX-Empty: \r\n";
+        assert!(out.starts_with(want), "{:?}", String::from_utf8_lossy(&out));
+    }
+
+    #[test]
     fn absolute_form_goes_as_sent() {
         let r = RequestHeader::build("GET", b"http://app/x", None).unwrap();
         assert_eq!(head(&r, PLAIN), "GET http://app/x HTTP/1.1\r\n");
