@@ -13,6 +13,7 @@ use super::body::{encode_chunks, LAST_CHUNK};
 use super::conn::ClientIo;
 use super::head::{chunked, response_to_wire, Request, Response};
 use super::scratch;
+use crate::headers;
 use crate::relay::Downstream;
 use crate::timer::within;
 
@@ -56,10 +57,7 @@ impl<'a> Client<'a> {
         read_timeout: Duration,
         write_timeout: Duration,
     ) -> Self {
-        let close = req.lines.get_all("connection").any(|v| {
-            v.split(|b| *b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
-        });
+        let close = headers::lists(&headers::connection_of(&req.lines), b"close");
         let keepalive = req.version == http::Version::HTTP_11 && !close;
         Client {
             io,

@@ -109,7 +109,7 @@ impl Lines {
                 let src = &self.src;
                 let mut seen = 0;
                 self.lines.retain(|l| {
-                    let same = text_of(src, &l.name).eq_ignore_ascii_case(name.as_bytes());
+                    let same = named(src, &l.name, name);
                     seen += usize::from(same);
                     !same || seen == 1
                 });
@@ -124,8 +124,7 @@ impl Lines {
     /// Removes every line of `name` (any case).
     pub fn remove(&mut self, name: &str) {
         let src = &self.src;
-        self.lines
-            .retain(|l| !text_of(src, &l.name).eq_ignore_ascii_case(name.as_bytes()));
+        self.lines.retain(|l| !named(src, &l.name, name));
     }
 
     /// Keeps only the lines whose name `keep` accepts.
@@ -135,12 +134,9 @@ impl Lines {
     }
 
     fn position(&self, name: &str) -> Option<usize> {
-        self.lines.iter().position(|l| self.is(&l.name, name))
-    }
-
-    /// Whether `t` is `name` in any case (most names differ in length: that check comes first).
-    fn is(&self, t: &Text, name: &str) -> bool {
-        t.len() == name.len() && self.text(t).eq_ignore_ascii_case(name.as_bytes())
+        self.lines
+            .iter()
+            .position(|l| named(&self.src, &l.name, name))
     }
 
     /// The first value of `name` (any case).
@@ -152,7 +148,7 @@ impl Lines {
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
         self.lines
             .iter()
-            .filter(move |l| self.is(&l.name, name))
+            .filter(move |l| named(&self.src, &l.name, name))
             .map(|l| self.text(&l.value))
     }
 
@@ -177,6 +173,12 @@ impl Lines {
     pub fn is_empty(&self) -> bool {
         self.lines.is_empty()
     }
+}
+
+/// Whether the name `t` is `name` in any case (most names differ in length: that check comes
+/// first).
+fn named(src: &Bytes, t: &Text, name: &str) -> bool {
+    t.len() == name.len() && text_of(src, t).eq_ignore_ascii_case(name.as_bytes())
 }
 
 fn text_of<'a>(src: &'a Bytes, t: &'a Text) -> &'a [u8] {

@@ -67,9 +67,13 @@ pub(crate) fn is_hop(name: &[u8], connection: &[u8]) -> bool {
     {
         return false;
     }
-    connection
-        .split(|&b| b == b',')
-        .any(|option| option.trim_ascii().eq_ignore_ascii_case(name))
+    lists(connection, name)
+}
+
+/// Whether a comma-separated list of tokens (a `Connection` value) holds `token`, in any case.
+pub(crate) fn lists(list: &[u8], token: &[u8]) -> bool {
+    list.split(|&b| b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }
 
 /// Whether a response is a stream, and how to parse it, from its status and content type.

@@ -61,27 +61,14 @@ pub trait RequestHead {
     fn fields(&self) -> &Self::Fields;
     /// The target's path (what routes match on).
     fn path(&self) -> &str;
-    /// The target as the client sent it (an HTTP/2 request's is its whole URI).
-    fn raw_target(&self) -> &[u8];
+    /// The target on the upstream's request line: origin-form for an HTTP/2 request (whose
+    /// target carried a scheme), else the bytes the client sent.
+    fn target(&self) -> &[u8];
     /// The authority an HTTP/2 request carries instead of a `Host` header.
     fn authority(&self) -> Option<&Authority>;
     /// Every header line, name in the case it came in, in order (Pingora's type keeps the
     /// lines of one name together).
     fn each_line(&self, f: impl FnMut(&[u8], &[u8]));
-
-    /// The target on the upstream's request line: origin-form for an HTTP/2 request (whose
-    /// target carried a scheme), else the bytes the client sent.
-    fn target(&self) -> &[u8] {
-        match self.authority() {
-            Some(_) => self.path_and_query(),
-            None => self.raw_target(),
-        }
-    }
-
-    /// The path and query of an HTTP/2 request's URI (`/` when it has none).
-    fn path_and_query(&self) -> &[u8] {
-        self.raw_target()
-    }
 
     /// The host the request is for: `Host`, or the HTTP/2 authority's host.
     fn host(&self) -> Option<&str> {
@@ -121,20 +108,20 @@ impl RequestHead for RequestHeader {
         self.uri.path()
     }
 
-    fn raw_target(&self) -> &[u8] {
-        self.raw_path()
+    fn target(&self) -> &[u8] {
+        match self.authority() {
+            Some(_) => self
+                .uri
+                .path_and_query()
+                .map_or(b"/", |pq| pq.as_str().as_bytes()),
+            None => self.raw_path(),
+        }
     }
 
     fn authority(&self) -> Option<&Authority> {
         // Only a target with a scheme (HTTP/2, or absolute-form) has one; an absolute-form
         // HTTP/1 target goes upstream as sent, so only HTTP/2 counts here.
         self.uri.scheme().and(self.uri.authority())
-    }
-
-    fn path_and_query(&self) -> &[u8] {
-        self.uri
-            .path_and_query()
-            .map_or(b"/", |pq| pq.as_str().as_bytes())
     }
 
     fn each_line(&self, mut f: impl FnMut(&[u8], &[u8])) {
@@ -167,7 +154,7 @@ impl RequestHead for Request {
         Request::path(self)
     }
 
-    fn raw_target(&self) -> &[u8] {
+    fn target(&self) -> &[u8] {
         Request::target(self)
     }
 
