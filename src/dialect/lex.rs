@@ -189,6 +189,66 @@ fn classify_64(block: &[u8; 64]) -> u64 {
     mask
 }
 
+/// 16 bytes of `bytes` from `at`, padded past the end with NUL: a control character, which
+/// neither a plain string nor a count holds, so a search never runs past the end.
+#[inline(always)]
+fn block_16(bytes: &[u8], at: usize) -> u8x16 {
+    let rest = bytes.get(at..).unwrap_or_default();
+    if let Some(block) = rest.first_chunk::<16>() {
+        return u8x16::new(*block);
+    }
+    let mut padded = [0; 16];
+    if let Some((dst, src)) = padded.get_mut(..rest.len()).zip(Some(rest)) {
+        dst.copy_from_slice(src);
+    }
+    u8x16::new(padded)
+}
+
+/// The string contents that start `rest`, up to the closing `"`, if they are plain: ASCII
+/// without escapes or control characters, valid as they are. `None` for any other string,
+/// and when no `"` ends it in `rest`.
+pub(in crate::dialect) fn plain_string(rest: &[u8]) -> Option<&str> {
+    let quote = u8x16::splat(b'"');
+    let backslash = u8x16::splat(b'\\');
+    let below_space = u8x16::splat(0x1f);
+    let mut at = 0;
+    let len = loop {
+        let v = block_16(rest, at);
+        let special = v.cmp_eq(quote) | v.cmp_eq(backslash) | v.min(below_space).cmp_eq(v);
+        // A byte's top bit, set past ASCII, is in `v`'s own mask.
+        let found = special.move_mask() | v.move_mask();
+        if found != 0 {
+            break at + found.trailing_zeros() as usize;
+        }
+        at += 16;
+    };
+    if rest.get(len) != Some(&b'"') {
+        return None;
+    }
+    let plain = rest.get(..len)?;
+    // SAFETY: every byte of `plain` is below 0x80 (its top bit was checked above), and ASCII
+    // is valid UTF-8. (`from_utf8` would check it again: a tenth of a repeated event's cost.)
+    Some(unsafe { std::str::from_utf8_unchecked(plain) })
+}
+
+/// How many ASCII digits start `rest`, counted up to 32 (more than any count holds).
+pub(in crate::dialect) fn leading_digits(rest: &[u8]) -> usize {
+    let zero = u8x16::splat(b'0');
+    let nine = u8x16::splat(9);
+    let mut at = 0;
+    while at < 32 {
+        // A digit is 0 to 9 above `0`; other bytes wrap or land above 9.
+        let v = block_16(rest, at) - zero;
+        let digit = v.min(nine).cmp_eq(v).move_mask();
+        let other = !digit & 0xffff;
+        if other != 0 {
+            return at + other.trailing_zeros() as usize;
+        }
+        at += 16;
+    }
+    at
+}
+
 /// Decodes the escape at the start of `raw` (which starts with `\`) as serde_json does when
 /// it reads a `str`: the character and the escape's length. A surrogate pair is one
 /// character; an unpaired surrogate is `None`.
@@ -243,4 +303,56 @@ pub(in crate::dialect) fn unescape(raw: &str) -> Option<String> {
     }
     out.push_str(rest);
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_strings_end_at_their_quote_and_nothing_else_is_plain() {
+        assert_eq!(plain_string(b"\"rest"), Some(""));
+        assert_eq!(plain_string(b"tok\"}],\"t\":1}"), Some("tok"));
+        // Across the 16-byte blocks, and ending exactly at the end of the bytes.
+        for len in [15, 16, 17, 31, 32, 33, 100] {
+            let mut s = "a".repeat(len).into_bytes();
+            s.push(b'"');
+            assert_eq!(plain_string(&s).map(str::len), Some(len), "{len}");
+            s.pop();
+            assert_eq!(plain_string(&s), None, "unterminated, {len}");
+        }
+        // Escapes, control characters and bytes past ASCII are left to the careful path.
+        for special in [
+            &b"\\\""[..],
+            b"\\n",
+            b"\x1f",
+            b"\0",
+            b"\x7f\xc3\xa9",
+            b"\xff",
+        ] {
+            for at in [0, 5, 15, 16, 20] {
+                let mut s = "b".repeat(at).into_bytes();
+                s.extend_from_slice(special);
+                s.extend_from_slice(b"x\"");
+                assert_eq!(plain_string(&s), None, "{s:?}");
+            }
+        }
+        // DEL is ASCII and not a control character to JSON.
+        assert_eq!(plain_string(b"a\x7fb\""), Some("a\x7fb"));
+        assert_eq!(plain_string(b""), None);
+    }
+
+    #[test]
+    fn leading_digits_stop_at_the_first_other_byte() {
+        assert_eq!(leading_digits(b""), 0);
+        assert_eq!(leading_digits(b"}"), 0);
+        assert_eq!(leading_digits(b"/:0"), 0);
+        assert_eq!(leading_digits(b"1732000000000}"), 13);
+        assert_eq!(leading_digits(b"0123456789abc"), 10);
+        assert_eq!(leading_digits(b"12\x80"), 2);
+        assert_eq!(leading_digits(b"1234567890123456"), 16);
+        assert_eq!(leading_digits(b"12345678901234567,"), 17);
+        // Past 19 digits no count is valid: the search stops at 32.
+        assert_eq!(leading_digits("9".repeat(40).as_bytes()), 32);
+    }
 }

@@ -13,7 +13,7 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 
-use super::scan::lex::{escape, unescape};
+use super::scan::lex::{escape, leading_digits, plain_string, unescape};
 use super::scan::{Hole, MAX_HOLES};
 use super::{inspect_noting_holes, Payload};
 
@@ -146,17 +146,13 @@ impl Template {
         if event_type != self.event_type {
             return None;
         }
-        // Most often only the text changed: two comparisons, no walk.
-        let before = self.bytes.get(..self.text.start)?;
-        let after = self.bytes.get(self.text.end..)?;
-        let text = match body.strip_prefix(before) {
-            Some(rest) => match rest.strip_suffix(after).and_then(contents) {
-                Some(text) => Some(text),
-                // Everything up to the text is as it was (a stamp after the text moved, say):
-                // the walk starts at the text.
-                None => self.walk(body, self.text_index, self.text.start)?,
-            },
-            None => self.walk(body, 0, 0)?,
+        // Most often everything up to the text is as it was (an OpenAI chunk, or a stamp
+        // after the text): the walk starts at the text.
+        let start = self.text.start;
+        let text = if body.get(..start) == self.bytes.get(..start) {
+            self.walk(body, self.text_index, start)?
+        } else {
+            self.walk(body, 0, 0)?
         };
         let rest = &self.rest;
         Some(Payload {
@@ -183,22 +179,43 @@ impl Template {
             let rest = body.get(at..)?;
             let len = match place.kind {
                 Kind::Count => count_len(rest)?,
-                Kind::String | Kind::Text => string_len(rest)?,
-            };
-            let value = rest.get(..len)?;
-            match place.kind {
-                Kind::Text => text = Some(contents(value)?),
-                // A hole as it was is valid as it was.
-                Kind::String if value != self.bytes.get(place.start..place.end)? => {
-                    contents(value)?;
+                Kind::Text => {
+                    let (len, value) = string_at(rest)?;
+                    text = Some(value);
+                    len
                 }
-                _ => {}
-            }
+                Kind::String => match plain_string(rest) {
+                    Some(value) => value.len(),
+                    None => {
+                        let len = string_len(rest)?;
+                        let value = rest.get(..len)?;
+                        // A hole as it was is valid as it was.
+                        if value != self.bytes.get(place.start..place.end)? {
+                            contents(value)?;
+                        }
+                        len
+                    }
+                },
+            };
             at += len;
             from = place.end;
+            // Nothing changed past the text (an OpenAI chunk): no more places to match.
+            if place.kind == Kind::Text && body.get(at..) == self.bytes.get(from..) {
+                return Some(text);
+            }
         }
         (body.get(at..)? == self.bytes.get(from..)?).then_some(text)
     }
+}
+
+/// The contents of the string at the start of `rest` (up to its closing `"`), decoded, and
+/// their length in `rest`.
+fn string_at(rest: &[u8]) -> Option<(usize, Cow<'_, str>)> {
+    if let Some(plain) = plain_string(rest) {
+        return Some((plain.len(), Cow::Borrowed(plain)));
+    }
+    let len = string_len(rest)?;
+    Some((len, contents(rest.get(..len)?)?))
 }
 
 /// The length of a string's contents at the start of `rest`: up to its first unescaped `"`.
@@ -217,7 +234,7 @@ fn string_len(rest: &[u8]) -> Option<usize> {
 
 /// The length of a count (plain digits, no leading zero, at most 19) at the start of `rest`.
 fn count_len(rest: &[u8]) -> Option<usize> {
-    let len = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    let len = leading_digits(rest);
     let valid = (1..=19).contains(&len) && (len == 1 || rest.first() != Some(&b'0'));
     valid.then_some(len)
 }

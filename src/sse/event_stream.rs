@@ -28,6 +28,10 @@ impl Parser {
             }
         }
         while let Some(rest) = chunk.get(pos..).filter(|r| !r.is_empty()) {
+            if let Some(next) = self.one_line_event(chunk, pos, sink) {
+                pos = next;
+                continue;
+            }
             match memchr2(b'\n', b'\r', rest) {
                 Some(i) => {
                     self.sse_line(chunk, pos, pos + i, sink);
@@ -42,6 +46,39 @@ impl Parser {
             }
         }
         self.materialize(chunk);
+    }
+
+    /// An event that is one `data:` line and a blank line, wholly in `chunk` from `pos`, where
+    /// no field of an event has been read: dispatched at once (nearly every model stream's
+    /// events have this shape). The position after it, or `None` for any other shape, left to
+    /// the line by line path.
+    fn one_line_event(
+        &mut self,
+        chunk: &[u8],
+        pos: usize,
+        sink: &mut impl FnMut(&Event<'_>),
+    ) -> Option<usize> {
+        if self.pending || self.skipping {
+            return None;
+        }
+        let rest = chunk.get(pos..)?;
+        let value_at = match rest.get(..6)? {
+            b"data: " => 6,
+            [b'd', b'a', b't', b'a', b':', _] => 5,
+            _ => return None,
+        };
+        let value = rest.get(value_at..)?;
+        let end = memchr2(b'\n', b'\r', value)?;
+        if value.get(end..end + 2)? != b"\n\n" || end > self.max.0 {
+            return None;
+        }
+        let id = (!self.last_id.is_empty()).then_some(self.last_id.as_slice());
+        sink(&Event {
+            event_type: "message",
+            data: value.get(..end)?,
+            id,
+        });
+        Some(pos + value_at + end + 2)
     }
 
     /// Position after the line end at `i`; a CR ending the chunk may pair with a coming LF.

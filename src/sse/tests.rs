@@ -223,6 +223,35 @@ fn whole_events_in_a_chunk_borrow_from_it() {
 }
 
 #[test]
+fn one_line_events_read_as_line_by_line() {
+    // Whole in one chunk, events of one data line take the short way; byte by byte, none can.
+    let body: &[u8] = b"data: a\n\ndata:b\n\ndata:\n\nid: 7\ndata: c\n\ndata: d\n\n\
+        data: e\ndata: f\n\nevent: x\ndata: g\n\ndata: h\r\n\r\ndata: i\n\r\n: c\ndata: j\n\n";
+    let want = vec![
+        msg("a"),
+        msg("b"),
+        msg(""),
+        ev("message", "c", Some("7")),
+        ev("message", "d", Some("7")),
+        ev("message", "e\nf", Some("7")),
+        ev("x", "g", Some("7")),
+        ev("message", "h", Some("7")),
+        ev("message", "i", Some("7")),
+        ev("message", "j", Some("7")),
+    ];
+    assert_eq!(sse(&[body]), want);
+    let bytes: Vec<&[u8]> = body.chunks(1).collect();
+    assert_eq!(sse(&bytes), want);
+    // The size limit holds on the short way too.
+    let mut p = Parser::new(Framing::Sse, 3);
+    assert_eq!(
+        feed_all(&mut p, &[b"data: abc\n\ndata: abcd\n\n"]),
+        vec![msg("abc")]
+    );
+    assert_eq!(p.oversized_events(), 1);
+}
+
+#[test]
 fn oversized_event_is_skipped_and_counted() {
     let small = |chunks: &[&[u8]]| {
         let mut p = Parser::new(Framing::Sse, 16);
