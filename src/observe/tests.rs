@@ -393,3 +393,18 @@ fn log_line_follows_the_contract() {
          max_gap_ms=0 chunks=0 events=0 bytes=0 output_chars=0 tokens=-/-"
     );
 }
+
+#[test]
+fn output_length_counts_characters_not_bytes() {
+    // Plain ASCII, text past ASCII as it is and escaped, and a character outside the BMP.
+    let body = [
+        chat("Hi"),
+        chat("h\u{e9}llo \u{65e5}\u{672c}"),
+        chat("caf\\u00e9"),
+        chat("\u{1f600}!"),
+        DONE.to_string(),
+    ]
+    .concat();
+    let (_, s) = run(Framing::Sse, &[(5, &body)], StreamEnd::Finished, 10);
+    assert_eq!((s.events, s.output_chars), (5, 2 + 8 + 4 + 2));
+}
