@@ -6,6 +6,19 @@ use memchr::{memchr, memchr2};
 
 use super::{field_of, push_bounded, shrink, slice, Event, Field, Line, Parser};
 
+/// The value of a `name:` line at the start of `bytes` that ends in a lone LF, and the bytes
+/// after that LF; `None` for any other line, or one whose end is not here.
+#[inline(always)]
+fn field_line<'a>(bytes: &'a [u8], name: &[u8]) -> Option<(&'a [u8], &'a [u8])> {
+    let value = bytes.strip_prefix(name)?.strip_prefix(b":")?;
+    let value = value.strip_prefix(b" ").unwrap_or(value);
+    let end = memchr2(b'\n', b'\r', value)?;
+    if value.get(end) != Some(&b'\n') {
+        return None;
+    }
+    Some((value.get(..end)?, value.get(end + 1..)?))
+}
+
 impl Parser {
     /// Feed one chunk of an SSE body.
     pub(super) fn feed_sse(&mut self, chunk: &[u8], sink: &mut impl FnMut(&Event<'_>)) {
@@ -48,10 +61,10 @@ impl Parser {
         self.materialize(chunk);
     }
 
-    /// An event that is one `data:` line and a blank line, wholly in `chunk` from `pos`, where
-    /// no field of an event has been read: dispatched at once (nearly every model stream's
-    /// events have this shape). The position after it, or `None` for any other shape, left to
-    /// the line by line path.
+    /// An event of one `data:` line, maybe after an `event:` line, then a blank line, wholly in
+    /// `chunk` from `pos`, where no field of an event has been read: dispatched at once (nearly
+    /// every model stream's events have this shape). The position after it, or `None` for any
+    /// other shape, left to the line by line path.
     fn one_line_event(
         &mut self,
         chunk: &[u8],
@@ -62,26 +75,26 @@ impl Parser {
             return None;
         }
         let rest = chunk.get(pos..)?;
-        let value_at = match rest.get(..6)? {
-            b"data: " => 6,
-            [b'd', b'a', b't', b'a', b':', _] => 5,
-            _ => return None,
-        };
-        let value = rest.get(value_at..)?;
-        let end = memchr2(b'\n', b'\r', value)?;
-        if value.get(end..end + 2)? != b"\n\n" || end > self.max.0 {
+        let (ty, rest) = field_line(rest, b"event").unwrap_or((b"", rest));
+        let (data, after) = field_line(rest, b"data")?;
+        if after.first() != Some(&b'\n') || ty.len() + data.len() > self.max.0 {
             return None;
         }
+        // An empty type is the default one, as in `dispatch`.
+        let event_type = match ty {
+            b"" => "message",
+            ty => std::str::from_utf8(ty).ok()?,
+        };
         let id = (!self.last_id.is_empty()).then_some(self.last_id.as_slice());
         sink(&Event {
-            event_type: "message",
-            data: value.get(..end)?,
+            event_type,
+            data,
             id,
         });
-        Some(pos + value_at + end + 2)
+        Some(chunk.len() - after.len() + 1)
     }
 
-    /// Position after the line end at `i`; a CR ending the chunk may pair with a coming LF.
+    /// Position after the line end at `i`;    /// Position after the line end at `i`; a CR ending the chunk may pair with a coming LF.
     fn after_line_end(&mut self, chunk: &[u8], i: usize) -> usize {
         if chunk.get(i) == Some(&b'\r') {
             match chunk.get(i + 1) {

@@ -242,13 +242,18 @@ fn one_line_events_read_as_line_by_line() {
     assert_eq!(sse(&[body]), want);
     let bytes: Vec<&[u8]> = body.chunks(1).collect();
     assert_eq!(sse(&bytes), want);
-    // The size limit holds on the short way too.
+    // With a type: empty, none but no data, not UTF-8.
+    let body: &[u8] = b"event:\ndata: k\n\nevent: y\n\ndata: l\n\nevent: \xff\ndata: m\n\n";
+    let want = vec![msg("k"), msg("l"), ev("\u{fffd}", "m", None)];
+    assert_eq!(sse(&[body]), want);
+    // The size limit holds on the short way too, the type counted with the data.
     let mut p = Parser::new(Framing::Sse, 3);
+    let body = b"data: abc\n\ndata: abcd\n\nevent: ab\ndata: c\n\nevent: ab\ndata: cd\n\n";
     assert_eq!(
-        feed_all(&mut p, &[b"data: abc\n\ndata: abcd\n\n"]),
-        vec![msg("abc")]
+        feed_all(&mut p, &[body]),
+        vec![msg("abc"), ev("ab", "c", None)]
     );
-    assert_eq!(p.oversized_events(), 1);
+    assert_eq!(p.oversized_events(), 2);
 }
 
 #[test]
