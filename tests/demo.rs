@@ -19,7 +19,7 @@ impl Drop for Demo {
 
 #[tokio::test]
 async fn demo_streams_a_chat_completion_and_measures_it() {
-    let (listen, admin) = (free_addr(), free_addr());
+    let [listen, admin] = free_addrs();
     let child = Command::new(env!("CARGO_BIN_EXE_ssegate"))
         .args([
             "demo",

@@ -465,7 +465,7 @@ async fn https_is_verified_against_the_trusted_cas() {
     std::fs::write(&ca, CA_PEM).unwrap();
     std::fs::write(&cert, SERVER_PEM).unwrap();
     std::fs::write(&key, SERVER_KEY).unwrap();
-    let (addr, admin) = (free_addr(), free_addr());
+    let [addr, admin] = free_addrs();
     let yaml = format!(
         "listen:\n  - addr: {addr}\n    tls: {{ cert: {}, key: {} }}\nadmin:\n  addr: {admin}\n\
 threads: 1\nupstreams:\n  app:\n    servers: [\"{}\"]\nroutes:\n  - path: /\n    upstream: app\n",

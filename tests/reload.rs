@@ -48,7 +48,7 @@ async fn reload_changes_routes_and_open_streams_finish_undisturbed() {
         }
     })
     .await;
-    let (addr, admin) = (free_addr(), free_addr());
+    let [addr, admin] = free_addrs();
     let proxy = Proxy::start_raw(&config(addr, admin, old.addr), addr, admin).await;
 
     let mut open = Vec::new();

@@ -55,7 +55,7 @@ async fn sse_streams_unbuffered_over_https_h1_and_h2() {
     script.push(Step::End);
     let mut up = Upstream::scripted(script).await;
 
-    let (addr, admin) = (free_addr(), free_addr());
+    let [addr, admin] = free_addrs();
     let crt = dir.path().join("server.crt");
     let key = dir.path().join("server.key");
     let yaml = format!(

@@ -19,9 +19,18 @@ use tokio::sync::mpsc;
 
 /// A free loopback port (bound and released; the kernel does not hand it out again soon).
 pub fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
+    let [addr] = free_addrs();
+    addr
+}
+
+/// `N` free loopback ports, all different: each is held until all are found (released one at
+/// a time, the same port could come back twice, and a listener and an admin endpoint on one
+/// address are a config error).
+pub fn free_addrs<const N: usize>() -> [SocketAddr; N] {
+    let held: Vec<_> = (0..N)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("free port"))
+        .collect();
+    std::array::from_fn(|i| held[i].local_addr().expect("bound address"))
 }
 
 /// A field of `/proc/<pid>/<file>`: the first number after `key` (`unlimited`: `u64::MAX`).
@@ -53,8 +62,7 @@ pub struct Proxy {
 impl Proxy {
     /// Starts ssegate with `body` (routes/upstreams YAML) after generated listen/admin keys.
     pub async fn start(body: &str) -> Proxy {
-        let addr = free_addr();
-        let admin = free_addr();
+        let [addr, admin] = free_addrs();
         let yaml = format!(
             "listen:\n  - addr: {addr}\nadmin:\n  addr: {admin}\nthreads: 2\nshutdown_grace: 2s\n{body}"
         );
