@@ -6,11 +6,16 @@
 //! `cargo bench --bench observe` first prints a summary in ns/event and GB/s, the best of
 //! `SUMMARY_RUNS` runs of each workload (the best run is the one least disturbed by other
 //! processes on a busy machine), then runs the criterion benchmarks.
+//!
+//! Instructions per event, which a busy machine does not disturb: with `OBSERVE_ONCE=<name>`
+//! the binary feeds that workload through a `StreamObserver` once and exits, and
+//! `valgrind --tool=callgrind --toggle-collect='*StreamObserver::on_chunk*'` counts only
+//! inside the observer (the total divided by the events it prints).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use ssegate::dialect::{self, Dialect};
 use ssegate::observe::{Outcome, StreamEnd, StreamObserver};
 use ssegate::sse::{Framing, Parser, DEFAULT_MAX_EVENT_BYTES};
@@ -310,8 +315,8 @@ fn summary(workloads: &[Workload]) {
     }
 }
 
-fn bench(c: &mut Criterion) {
-    let workloads = [
+fn workloads() -> [Workload; 4] {
+    [
         Workload::new(
             "openai_chat_stream",
             Framing::Sse,
@@ -340,7 +345,11 @@ fn bench(c: &mut Criterion) {
             Dialect::Ollama,
             (Some(26), Some(10_000)),
         ),
-    ];
+    ]
+}
+
+fn bench(c: &mut Criterion) {
+    let workloads = workloads();
     for w in &workloads {
         w.check();
     }
@@ -367,5 +376,26 @@ fn bench(c: &mut Criterion) {
     }
 }
 
+/// Feeds one workload through a `StreamObserver` once, for an instruction count (see the
+/// module's doc).
+fn once(name: &str) {
+    let all = workloads();
+    let Some(w) = all.iter().find(|w| w.name == name) else {
+        let names: Vec<_> = all.iter().map(|w| w.name).collect();
+        panic!("OBSERVE_ONCE={name}: not one of {names:?}");
+    };
+    black_box(observe(w, Instant::now()));
+    println!("{}: {} events", w.name, w.events.len());
+}
+
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    match std::env::var("OBSERVE_ONCE") {
+        Ok(name) => once(&name),
+        Err(_) => {
+            benches();
+            Criterion::default().configure_from_args().final_summary();
+        }
+    }
+}
