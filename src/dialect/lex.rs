@@ -198,8 +198,8 @@ fn block_16(bytes: &[u8], at: usize) -> u8x16 {
         return u8x16::new(*block);
     }
     let mut padded = [0; 16];
-    if let Some((dst, src)) = padded.get_mut(..rest.len()).zip(Some(rest)) {
-        dst.copy_from_slice(src);
+    if let Some(dst) = padded.get_mut(..rest.len()) {
+        dst.copy_from_slice(rest);
     }
     u8x16::new(padded)
 }

@@ -94,7 +94,7 @@ impl Parser {
         Some(chunk.len() - after.len() + 1)
     }
 
-    /// Position after the line end at `i`;    /// Position after the line end at `i`; a CR ending the chunk may pair with a coming LF.
+    /// Position after the line end at `i`; a CR ending the chunk may pair with a coming LF.
     fn after_line_end(&mut self, chunk: &[u8], i: usize) -> usize {
         if chunk.get(i) == Some(&b'\r') {
             match chunk.get(i + 1) {
