@@ -9,6 +9,7 @@ mod client;
 mod clock;
 mod http;
 mod procfs;
+mod rounds;
 mod stats;
 mod table;
 mod upstream;

@@ -30,9 +30,11 @@ enum Rel {
     OverDirect,
 }
 
-struct Row {
-    scenario: &'static str,
-    label: &'static str,
+/// One figure of the table.
+pub(crate) struct Row {
+    pub(crate) scenario: &'static str,
+    /// Bold for the targets; ends with ↓ (lower is better) or ↑, or neither.
+    pub(crate) label: &'static str,
     get: fn(&Value) -> Option<f64>,
     rel: Rel,
     /// A proxy's own figure (CPU, memory): direct has none.
@@ -55,7 +57,7 @@ fn pct_of_core(v: &Value, key: &str) -> Option<f64> {
     Some(f(v, key)? / f(v, "wall_s")? * 100.0)
 }
 
-const ROWS: &[Row] = &[
+pub(crate) const ROWS: &[Row] = &[
     Row {
         scenario: "latency",
         label: "event delay p50 (µs) ↓",
@@ -353,28 +355,26 @@ fn record<'a>(records: &'a [Value], scenario: &str, target: &str, round: u64) ->
     })
 }
 
-/// The row's median over rounds for one target.
-fn cell(records: &[Value], row: &Row, target: &str, rounds: &BTreeSet<u64>) -> Option<f64> {
+/// The row's value for one target in one round (relative to direct's as the row says).
+pub(crate) fn round_value(records: &[Value], row: &Row, target: &str, round: u64) -> Option<f64> {
     if row.proxy_only && target == "direct" {
         return None;
     }
-    let mut values = Vec::new();
-    for &r in rounds {
-        let Some(v) = record(records, row.scenario, target, r).and_then(row.get) else {
-            continue;
-        };
-        let value = match row.rel {
-            Rel::Raw => Some(v),
-            Rel::MinusDirect => record(records, row.scenario, "direct", r)
-                .and_then(row.get)
-                .map(|d| v - d),
-            Rel::OverDirect => record(records, row.scenario, "direct", r)
-                .and_then(row.get)
-                .filter(|d| *d != 0.0)
-                .map(|d| v / d),
-        };
-        values.extend(value);
+    let v = record(records, row.scenario, target, round).and_then(row.get)?;
+    let direct = || record(records, row.scenario, "direct", round).and_then(row.get);
+    match row.rel {
+        Rel::Raw => Some(v),
+        Rel::MinusDirect => direct().map(|d| v - d),
+        Rel::OverDirect => direct().filter(|d| *d != 0.0).map(|d| v / d),
     }
+}
+
+/// The row's median over rounds for one target.
+fn cell(records: &[Value], row: &Row, target: &str, rounds: &BTreeSet<u64>) -> Option<f64> {
+    let mut values: Vec<f64> = rounds
+        .iter()
+        .filter_map(|&r| round_value(records, row, target, r))
+        .collect();
     median(&mut values)
 }
 
@@ -468,6 +468,7 @@ fn render(records: &[Value]) -> String {
         }
         let _ = writeln!(out, " {} | {} |", ratio(cells[2]), ratio(cells[3]));
     }
+    out.push_str(&crate::rounds::render(records, &rounds));
     out
 }
 

@@ -309,7 +309,9 @@ mod tests {
         let (len, (req, close), body) =
             parse_request(b"GET /stream?n=5&iv=0 HTTP/1.1\r\nHost: x\r\n\r\n").expect("complete");
         assert_eq!((len, close, body), (42, false, 0));
-        assert!(matches!(req, Ok(Request::Stream { events: 5, interval }) if interval.is_zero()));
+        assert!(
+            matches!(req, Ok(Request::Stream { events: 5, interval, .. }) if interval.is_zero())
+        );
         let (_, (req, close), body) = parse_request(
             b"POST /plain HTTP/1.1\r\nConnection: close\r\nContent-Length: 3\r\n\r\nabc",
         )
