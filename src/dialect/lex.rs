@@ -1,5 +1,6 @@
 //! The scanner's lexical layer: whitespace, literals, numbers and strings, whose ends are
-//! found with a bitmask of the bytes that can end or interrupt a string.
+//! found with a bitmask of the bytes that can end or interrupt a string; and the same search
+//! over a few bytes, for the strings and counts in a template's places (`dialect/shape.rs`).
 
 use std::borrow::Cow;
 
@@ -175,18 +176,23 @@ pub(super) fn classify(bytes: &[u8], at: usize) -> u64 {
 /// aarch64, plain integers elsewhere).
 #[inline(always)]
 fn classify_64(block: &[u8; 64]) -> u64 {
-    let quote = u8x16::splat(b'"');
-    let backslash = u8x16::splat(b'\\');
-    let below_space = u8x16::splat(0x1f);
     let mut mask = 0;
     for (i, chunk) in block.chunks_exact(16).enumerate() {
         let v = u8x16::new(chunk.first_chunk().copied().unwrap_or_default());
-        // `v <= 0x1f` as `min(v, 0x1f) == v`: SSE2 has no unsigned compare.
-        let special = v.cmp_eq(quote) | v.cmp_eq(backslash) | v.min(below_space).cmp_eq(v);
         // The mask of 16 lanes fits 16 bits.
-        mask |= u64::from(special.move_mask() as u16) << (16 * i);
+        mask |= u64::from(specials_16(v) as u16) << (16 * i);
     }
     mask
+}
+
+/// Bit i set: lane i of `v` is `"`, `\` or a control character.
+#[inline(always)]
+fn specials_16(v: u8x16) -> i32 {
+    let quote = u8x16::splat(b'"');
+    let backslash = u8x16::splat(b'\\');
+    let below_space = u8x16::splat(0x1f);
+    // `v <= 0x1f` as `min(v, 0x1f) == v`: SSE2 has no unsigned compare.
+    (v.cmp_eq(quote) | v.cmp_eq(backslash) | v.min(below_space).cmp_eq(v)).move_mask()
 }
 
 /// 16 bytes of `bytes` from `at`, padded past the end with NUL: a control character, which
@@ -208,15 +214,11 @@ fn block_16(bytes: &[u8], at: usize) -> u8x16 {
 /// without escapes or control characters, valid as they are. `None` for any other string,
 /// and when no `"` ends it in `rest`.
 pub(in crate::dialect) fn plain_string(rest: &[u8]) -> Option<&str> {
-    let quote = u8x16::splat(b'"');
-    let backslash = u8x16::splat(b'\\');
-    let below_space = u8x16::splat(0x1f);
     let mut at = 0;
     let len = loop {
         let v = block_16(rest, at);
-        let special = v.cmp_eq(quote) | v.cmp_eq(backslash) | v.min(below_space).cmp_eq(v);
         // A byte's top bit, set past ASCII, is in `v`'s own mask.
-        let found = special.move_mask() | v.move_mask();
+        let found = specials_16(v) | v.move_mask();
         if found != 0 {
             break at + found.trailing_zeros() as usize;
         }

@@ -40,9 +40,12 @@ pub fn render(records: &[Value], rounds: &BTreeSet<u64>) -> String {
         // A ratio of two added delays means nothing when either is not above zero.
         let ratios: Vec<String> = pairs
             .iter()
-            .map(|&(s, n)| match s > 0.0 && n > 0.0 {
-                true => format!("{:.2}", s / n),
-                false => "–".to_string(),
+            .map(|&(s, n)| {
+                if s > 0.0 && n > 0.0 {
+                    format!("{:.2}", s / n)
+                } else {
+                    "–".to_string()
+                }
             })
             .collect();
         let name = row
