@@ -115,7 +115,7 @@ pub(crate) async fn respond_plain<D: Downstream>(
         resp.lines.append(k, v);
     }
     session.write_header(resp).await?;
-    session.write_body(&mut vec![body]).await?;
+    session.write_body(&[&body]).await?;
     session.finish().await
 }
 

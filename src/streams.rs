@@ -214,19 +214,31 @@ impl TrackedStream {
     /// Counts reach the shared counters every `PUBLISH_EVERY` at most; the caller calls
     /// [`Self::publish_now`] when the upstream goes quiet, so nothing waits on the next chunk.
     pub fn on_chunks<C: AsRef<[u8]>>(&mut self, chunks: &[C], now: Instant) {
-        let p = &mut self.pending;
-        for chunk in chunks.iter().map(AsRef::as_ref).filter(|c| !c.is_empty()) {
-            let d = self.observer.on_chunk(chunk, now);
-            p.delta.events += d.events;
-            p.delta.output_chars += d.output_chars;
-            p.delta.errors += d.errors;
-            if d.events > 0 {
-                p.last_event = Some(now);
-            }
-            p.bytes += chunk.len() as u64;
-            p.chunks += 1;
+        chunks.iter().for_each(|c| self.observe(c.as_ref(), now));
+        self.observed(now);
+    }
+
+    /// Observes one chunk of a batch going to the client at `now`; [`Self::observed`] ends
+    /// the batch.
+    pub fn observe(&mut self, chunk: &[u8], now: Instant) {
+        if chunk.is_empty() {
+            return;
         }
-        if p.publish_due.is_none_or(|due| now >= due) {
+        let p = &mut self.pending;
+        let d = self.observer.on_chunk(chunk, now);
+        p.delta.events += d.events;
+        p.delta.output_chars += d.output_chars;
+        p.delta.errors += d.errors;
+        if d.events > 0 {
+            p.last_event = Some(now);
+        }
+        p.bytes += chunk.len() as u64;
+        p.chunks += 1;
+    }
+
+    /// A batch of [`Self::observe`]d chunks went out at `now`: publishes if it is time.
+    pub fn observed(&mut self, now: Instant) {
+        if self.pending.publish_due.is_none_or(|due| now >= due) {
             self.publish(now);
         }
     }

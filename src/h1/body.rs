@@ -3,7 +3,7 @@
 //! The decoder is a plain state machine fed whatever a read returned; it hands out slices of
 //! those reads (no copy) and never holds more than one chunk-size or trailer line.
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::{BufMut, Bytes};
 
 /// Longest chunk-size line (size, extensions) accepted.
 const MAX_SIZE_LINE: usize = 4096;
@@ -98,12 +98,9 @@ impl Decoder {
         self.done && !self.overrun && self.framing != Framing::UntilClose
     }
 
-    /// Decodes `input`, adding the body's data to `out` (as slices of `input`, never empty).
-    pub fn feed(
-        &mut self,
-        mut input: Bytes,
-        out: &mut impl Extend<Bytes>,
-    ) -> Result<(), BodyError> {
+    /// Decodes `input`, handing the body's data to `piece` as it lies in `input` (never
+    /// empty): no copy, no shared bytes.
+    pub fn decode(&mut self, input: &[u8], mut piece: impl FnMut(&[u8])) -> Result<(), BodyError> {
         if self.done {
             self.overrun |= !input.is_empty();
             return Ok(());
@@ -112,7 +109,7 @@ impl Decoder {
             Framing::Empty => Ok(()),
             Framing::UntilClose => {
                 if !input.is_empty() {
-                    out.extend([input]);
+                    piece(input);
                 }
                 Ok(())
             }
@@ -120,13 +117,13 @@ impl Decoder {
                 let take = (input.len() as u64).min(self.left) as usize;
                 self.overrun |= take < input.len();
                 if take > 0 {
-                    out.extend([input.split_to(take)]);
+                    piece(&input[..take]);
                 }
                 self.left -= take as u64;
                 self.done = self.left == 0;
                 Ok(())
             }
-            Framing::Chunked => self.feed_chunked(input, out),
+            Framing::Chunked => self.decode_chunked(input, piece),
         }
     }
 
@@ -142,10 +139,10 @@ impl Decoder {
         }
     }
 
-    fn feed_chunked(
+    fn decode_chunked(
         &mut self,
-        mut input: Bytes,
-        out: &mut impl Extend<Bytes>,
+        mut input: &[u8],
+        mut piece: impl FnMut(&[u8]),
     ) -> Result<(), BodyError> {
         while !input.is_empty() {
             if self.done {
@@ -165,7 +162,9 @@ impl Decoder {
                 }
                 Chunk::Data(left) => {
                     let take = (input.len() as u64).min(left) as usize;
-                    out.extend([input.split_to(take)]);
+                    let (data, rest) = input.split_at(take);
+                    piece(data);
+                    input = rest;
                     let left = left - take as u64;
                     self.chunk = if left == 0 {
                         Chunk::DataEnd(0)
@@ -174,8 +173,14 @@ impl Decoder {
                     };
                 }
                 Chunk::DataEnd(seen) => {
+                    // Both bytes of the usual CRLF at once; one at a time at a read's edge.
+                    if seen == 0 && input.starts_with(b"\r\n") {
+                        input = &input[2..];
+                        self.chunk = Chunk::Size;
+                        continue;
+                    }
                     let byte = input[0];
-                    input.advance(1);
+                    input = &input[1..];
                     self.chunk = match (seen, byte) {
                         (0, b'\r') => Chunk::DataEnd(1),
                         (0 | 1, b'\n') => Chunk::Size,
@@ -209,13 +214,13 @@ impl Decoder {
     /// one over. A line that came whole in one read is read where it lies, with no copy.
     fn take_line<T>(
         &mut self,
-        input: &mut Bytes,
+        input: &mut &[u8],
         max: usize,
         read: impl FnOnce(&[u8]) -> Result<T, BodyError>,
     ) -> Result<Option<T>, BodyError> {
         let Some(i) = memchr::memchr(b'\n', input) else {
             self.line.extend_from_slice(input);
-            input.clear();
+            *input = &[];
             if self.line.len() > max {
                 return Err(BodyError::BadChunk("line too long"));
             }
@@ -235,7 +240,7 @@ impl Decoder {
             }
             read(&line)
         };
-        input.advance(i + 1);
+        *input = &input[i + 1..];
         value.map(Some)
     }
 }
@@ -250,9 +255,14 @@ fn chunk_size(line: &[u8]) -> Result<u64, BodyError> {
 
 /// Appends `chunks` to `out` as HTTP/1.1 chunks (empty ones are skipped: they would end it).
 pub fn encode_chunks(chunks: &[Bytes], out: &mut impl BufMut) {
-    for c in chunks.iter().filter(|c| !c.is_empty()) {
-        put_size_line(c.len(), out);
-        out.put_slice(c);
+    chunks.iter().for_each(|c| put_chunk(c, out));
+}
+
+/// Appends `data` to `out` as one HTTP/1.1 chunk (nothing if it is empty: that would end it).
+pub fn put_chunk(data: &[u8], out: &mut impl BufMut) {
+    if !data.is_empty() {
+        put_size_line(data.len(), out);
+        out.put_slice(data);
         out.put_slice(b"\r\n");
     }
 }
@@ -298,10 +308,10 @@ mod tests {
         let mut d = Decoder::new(framing);
         let mut out = Vec::new();
         for p in parts {
-            d.feed(Bytes::copy_from_slice(p), &mut out)
+            d.decode(p, |piece| out.extend_from_slice(piece))
                 .expect("decodes");
         }
-        (out.concat(), d)
+        (out, d)
     }
 
     #[test]
@@ -328,27 +338,23 @@ mod tests {
     fn bad_chunks_are_errors() {
         for wire in [&b"zz\r\n"[..], b"3\r\nabcX", b"ffffffffffffffffffff\r\n"] {
             let mut d = Decoder::new(Framing::Chunked);
-            let r = d.feed(Bytes::copy_from_slice(wire), &mut Vec::new());
+            let r = d.decode(wire, |_| {});
             assert!(r.is_err(), "{:?}", String::from_utf8_lossy(wire));
         }
         let mut d = Decoder::new(Framing::Chunked);
         let long = vec![b'1'; MAX_SIZE_LINE + 1];
-        assert!(d.feed(Bytes::from(long), &mut Vec::new()).is_err());
+        assert!(d.decode(&long, |_| {}).is_err());
         // Too long with its end in the same read, and with its end in the next one.
         let mut line = vec![b'0'; MAX_SIZE_LINE];
         line.extend_from_slice(b"1\r\n");
         let mut d = Decoder::new(Framing::Chunked);
-        assert!(d.feed(Bytes::from(line.clone()), &mut Vec::new()).is_err());
+        assert!(d.decode(&line, |_| {}).is_err());
         let mut d = Decoder::new(Framing::Chunked);
         let (head, tail) = line.split_at(MAX_SIZE_LINE - 10);
-        d.feed(Bytes::copy_from_slice(head), &mut Vec::new())
-            .expect("partial line");
-        assert!(d
-            .feed(Bytes::copy_from_slice(tail), &mut Vec::new())
-            .is_err());
+        d.decode(head, |_| {}).expect("partial line");
+        assert!(d.decode(tail, |_| {}).is_err());
         let mut d = Decoder::new(Framing::Chunked);
-        d.feed(Bytes::from_static(b"3\r\nab"), &mut Vec::new())
-            .expect("partial");
+        d.decode(b"3\r\nab", |_| {}).expect("partial");
         assert_eq!(d.eof(), Err(BodyError::Truncated));
     }
 
@@ -392,16 +398,22 @@ mod tests {
             encode_chunks(&chunks, &mut wire);
             wire.extend_from_slice(LAST_CHUNK);
             wire.extend_from_slice(b"NEXT");
-            let mut wire = wire.freeze();
             let mut d = Decoder::new(Framing::Chunked);
             let mut out = Vec::new();
-            let mut k = 0;
-            while !wire.is_empty() {
-                let n = cuts[k % cuts.len()].min(wire.len());
-                d.feed(wire.split_to(n), &mut out).expect("valid");
+            let (mut rest, mut k) = (&wire[..], 0);
+            while !rest.is_empty() {
+                let (read, after) = rest.split_at(cuts[k % cuts.len()].min(rest.len()));
+                d.decode(read, |piece| {
+                    assert!(!piece.is_empty());
+                    // Where it lies in the read, not a copy.
+                    let within = read.as_ptr_range();
+                    assert!(within.contains(&piece.as_ptr()) && piece.as_ptr_range().end <= within.end);
+                    out.extend_from_slice(piece);
+                }).expect("valid");
+                rest = after;
                 k += 1;
             }
-            prop_assert_eq!(out.concat(), body);
+            prop_assert_eq!(out, body);
             prop_assert!(d.is_done());
             prop_assert!(!d.reusable(), "bytes after the end were noticed");
         }

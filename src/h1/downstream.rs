@@ -9,7 +9,7 @@ use pingora::protocols::http::date::get_cached_date;
 use pingora::{Error, ErrorType, OrErr, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::body::{encode_chunks, LAST_CHUNK};
+use super::body::{put_chunk, LAST_CHUNK};
 use super::conn::ClientIo;
 use super::head::{chunked, response_to_wire, Request, Response};
 use super::scratch;
@@ -183,27 +183,23 @@ impl Downstream for Client<'_> {
         Ok(())
     }
 
-    async fn write_body(&mut self, chunks: &mut Vec<Bytes>) -> Result<()> {
-        if chunks.len() == 1 && !self.chunked && self.held.is_empty() {
-            let sent = self.send(&chunks[0]).await;
-            chunks.clear();
-            return sent;
-        }
-        let size: usize = chunks.iter().map(|c| c.len() + 12).sum();
-        // A buffer per write was an allocation and a free per event on a paced stream.
-        let mut wire = self.wire();
-        wire.reserve(size);
+    fn body_buf(&mut self) -> Vec<u8> {
+        self.wire()
+    }
+
+    fn put_body(&self, piece: &[u8], buf: &mut Vec<u8>) {
         if self.chunked {
-            encode_chunks(chunks, &mut wire);
+            put_chunk(piece, buf);
         } else {
-            chunks.iter().for_each(|c| wire.extend_from_slice(c));
+            buf.extend_from_slice(piece);
         }
-        // The chunks are copied: let go of them (and of the reads they share) before waiting.
-        chunks.clear();
-        if !wire.is_empty() {
-            self.send(&wire).await?;
+    }
+
+    async fn send_body(&mut self, buf: Vec<u8>) -> Result<()> {
+        if !buf.is_empty() {
+            self.send(&buf).await?;
         }
-        scratch::give_back(wire);
+        scratch::give_back(buf);
         Ok(())
     }
 

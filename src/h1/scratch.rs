@@ -3,8 +3,7 @@
 //! a stream waiting on a silent model.
 //!
 //! And one write buffer per thread, lent out whole ([`write_buf`], [`give_back`]): a write
-//! assembled in it that goes out at once, as nearly all do, allocates nothing. The list of
-//! chunks a relay writes at once is lent the same way ([`batch`], [`give_back_batch`]).
+//! assembled in it that goes out at once, as nearly all do, allocates nothing.
 
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
@@ -24,7 +23,6 @@ const KEEP_WRITE: usize = 64 * 1024;
 thread_local! {
     static BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; SIZE].into_boxed_slice());
     static WRITE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
-    static BATCH: Cell<Vec<Bytes>> = const { Cell::new(Vec::new()) };
 }
 
 /// This thread's write buffer, empty. Owned, so it may be held across an `await`; while it
@@ -39,20 +37,6 @@ pub fn give_back(mut buf: Vec<u8>) {
         buf.clear();
         WRITE.set(buf);
     }
-}
-
-/// This thread's list for a batch of chunks, empty, with room for `n`. Owned, like
-/// [`write_buf`]: while it is out, the next caller gets a new one.
-pub fn batch(n: usize) -> Vec<Bytes> {
-    let mut list = BATCH.take();
-    list.reserve(n);
-    list
-}
-
-/// Returns a batch's list (its chunks let go) for the thread's next batch.
-pub fn give_back_batch(mut list: Vec<Bytes>) {
-    list.clear();
-    BATCH.set(list);
 }
 
 /// Runs `f` with this thread's buffer. Never call it across an `await`, nor from inside `f`.
@@ -180,24 +164,6 @@ mod tests {
         big.reserve(KEEP_WRITE + 1);
         give_back(big);
         assert_eq!(write_buf().capacity(), 0, "a large one is freed");
-    }
-
-    #[test]
-    fn a_batch_list_is_lent_and_comes_back_empty_letting_go_of_its_chunks() {
-        let mut list = batch(4);
-        assert!(list.capacity() >= 4);
-        let chunk = Bytes::from(vec![1u8; 64]);
-        list.push(chunk.clone());
-        let kept = list.as_ptr();
-        // While it is out, another batch gets a list of its own.
-        let other = batch(1);
-        assert_ne!(other.as_ptr(), kept);
-        drop(other);
-        give_back_batch(list);
-        assert!(chunk.is_unique(), "the chunk was let go");
-        let again = batch(2);
-        assert!(again.is_empty());
-        assert_eq!(again.as_ptr(), kept, "the same allocation, emptied");
     }
 
     #[tokio::test]

@@ -1,11 +1,11 @@
 //! The relay's connection to an upstream server: one HTTP/1.1 exchange at a time over a
 //! plain TCP socket, taken from and given back to an [`IdlePool`](super::pool::IdlePool).
 //!
-//! Reads wait for readiness and only then copy what arrived into a buffer of its exact size,
-//! so a stream waiting on a silent model holds no read buffer at all (Pingora's client holds
-//! 64 KiB per response: bench/MEMORY.md).
+//! Reads wait for readiness and only then read, into the thread's buffer: the body decoder
+//! hands its pieces to the relay where they lie there, and a head is copied out at its exact
+//! size. So a stream waiting on a silent model holds no read buffer at all (Pingora's client
+//! holds 64 KiB per response: bench/MEMORY.md).
 
-use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::task::Poll;
@@ -45,12 +45,12 @@ pub struct Upstream {
     /// Bytes read past the response head, before the body decoder existed.
     early: Option<Bytes>,
     decoder: Option<Decoder>,
-    /// Decoded body data not handed out yet.
-    ready: VecDeque<Bytes>,
     eof: bool,
     tunnel: bool,
     /// The upstream sent more while the last piece was read: keep reading without waiting.
     busy: bool,
+    /// [`Upstream::readable`] waited for the socket: the next read is the wait's first.
+    woke: bool,
     /// The connection came from the idle pool.
     pub(super) reused: bool,
     /// Nothing was written yet on this new connection (see [`Upstream::write`]).
@@ -67,34 +67,41 @@ fn io_err(kind: ErrorType, what: &'static str, e: io::Error) -> Box<Error> {
 }
 
 /// What a read without waiting found.
-struct ReadNow {
-    /// The bytes, or `None` if there were none yet.
-    bytes: Option<Bytes>,
+struct ReadNow<R> {
+    /// What was made of the bytes read (none read: `None`).
+    got: Option<R>,
     /// Whether the socket was actually asked (tokio knew it was not ready otherwise).
     asked: bool,
     /// The read came back short and tokio's readiness was cleared: the socket was drained.
     drained: bool,
 }
 
-/// Reads whatever the socket has now, without waiting.
+/// Reads whatever the socket has now, without waiting, and hands it to `take` where it lies,
+/// in the thread's read buffer (empty: the upstream closed). `take` must not use that buffer.
 ///
 /// With `short_drains`, a read that comes back short is taken to have drained the socket and
 /// tells tokio so (the closure's `WouldBlock` clears the readiness it saw, and only that: an
 /// arrival since is kept). On a paced stream that saves the second read per event that would
 /// only have said "nothing more". On a busy one the caller keeps reading instead: what came
-/// meanwhile is read at once, without a trip through the reactor (see `relay::MAX_BATCH` for
-/// what draining on every short read cost).
-fn try_read_now(sock: &TcpStream, short_drains: bool) -> io::Result<ReadNow> {
+/// meanwhile is read at once, without a trip through the reactor (see `relay::MAX_BATCH_BYTES`).
+fn try_read_now<R>(
+    sock: &TcpStream,
+    short_drains: bool,
+    take: impl FnOnce(&[u8]) -> R,
+) -> io::Result<ReadNow<R>> {
     let mut now = ReadNow {
-        bytes: None,
+        got: None,
         asked: false,
         drained: false,
     };
+    let mut take = Some(take);
     let read = sock.try_io(Interest::READABLE, || {
         now.asked = true;
         scratch::with(|buf| {
             let n = (&*SockRef::from(sock)).read(buf)?;
-            now.bytes = Some(Bytes::copy_from_slice(&buf[..n]));
+            if let Some(take) = take.take() {
+                now.got = Some(take(&buf[..n]));
+            }
             if short_drains && n > 0 && n < buf.len() {
                 now.drained = true;
                 Err(io::ErrorKind::WouldBlock.into())
@@ -108,6 +115,17 @@ fn try_read_now(sock: &TcpStream, short_drains: bool) -> io::Result<ReadNow> {
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(now),
         Err(e) => Err(e),
     }
+}
+
+/// What [`Upstream::read_now`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Got {
+    /// Some of the body (perhaps none of it data), and maybe more behind it.
+    Read,
+    /// Nothing more for now.
+    Quiet,
+    /// The body is complete.
+    End,
 }
 
 /// Opens a TCP connection to `addr`.
@@ -169,10 +187,10 @@ impl Upstream {
             head_request: false,
             early: None,
             decoder: None,
-            ready: VecDeque::new(),
             eof: false,
             tunnel: false,
             busy: false,
+            woke: false,
             reused: false,
             fresh: false,
             answered: false,
@@ -251,7 +269,7 @@ impl Upstream {
     }
 
     /// Reads until a final response head has arrived (1xx other than 101 are skipped) and
-    /// returns it; the body follows through [`Upstream::read_body`].
+    /// returns it; the body follows through [`Upstream::readable`] and [`Upstream::read_now`].
     pub async fn read_header(&mut self) -> Result<Response> {
         // A head that came in one read is parsed where it lies; one in pieces is gathered
         // first, and parsed once its end is in.
@@ -329,12 +347,12 @@ impl Upstream {
     fn read_some(&mut self) -> impl std::future::Future<Output = Result<Bytes>> + '_ {
         std::future::poll_fn(move |cx| loop {
             let now = std::task::ready!(self.sock.poll_read_ready(cx))
-                .and_then(|()| try_read_now(&self.sock, !self.busy))
+                .and_then(|()| try_read_now(&self.sock, !self.busy, Bytes::copy_from_slice))
                 .or_err(ErrorType::ReadError, "reading from the upstream");
             match now {
                 Err(e) => return Poll::Ready(Err(e)),
                 Ok(ReadNow {
-                    bytes: Some(b),
+                    got: Some(b),
                     drained,
                     ..
                 }) => {
@@ -347,86 +365,69 @@ impl Upstream {
         })
     }
 
-    /// Feeds what was read (empty: the connection closed) to the decoder.
-    fn decode(&mut self, read: Bytes) -> Result<()> {
+    /// Resolves once [`read_now`](Self::read_now) has something to find: bytes already
+    /// read, the socket readable, or the body's end.
+    pub fn readable(&mut self) -> impl std::future::Future<Output = Result<()>> + '_ {
+        // Polled by hand, as `read_some` is: no waiter node in every waiting stream's state.
+        std::future::poll_fn(move |cx| {
+            let at_hand = self.early.is_some() || self.decoder.as_ref().is_none_or(|d| d.is_done());
+            if !at_hand {
+                std::task::ready!(self.sock.poll_read_ready(cx))
+                    .or_err(ErrorType::ReadError, "reading from the upstream")?;
+                self.woke = true;
+            }
+            Poll::Ready(Ok(()))
+        })
+    }
+
+    /// Without waiting: hands the body pieces already read, or else those of one read of
+    /// what the socket holds now, to `piece`, as they lie in the read (no copy).
+    ///
+    /// `piece` runs inside the thread's read buffer's borrow: it must not read a socket.
+    pub fn read_now(&mut self, piece: impl FnMut(&[u8])) -> Result<Got> {
         let Some(decoder) = self.decoder.as_mut() else {
             return Error::e_explain(ErrorType::InternalError, "body read before the head");
         };
-        if read.is_empty() {
-            self.eof = true;
-            return decoder
-                .eof()
-                .or_err(ErrorType::ConnectionClosed, "upstream body");
+        if let Some(early) = self.early.take() {
+            decoder
+                .decode(&early, piece)
+                .or_err(ErrorType::InvalidHTTPHeader, "upstream body")?;
+            return Ok(Got::Read);
         }
-        decoder
-            .feed(read, &mut self.ready)
-            .or_err(ErrorType::InvalidHTTPHeader, "upstream body")
-    }
-
-    /// The next piece of the body from what was already read: `None` if a read is needed.
-    fn buffered(&mut self) -> Option<Result<Option<Bytes>>> {
-        loop {
-            if let Some(b) = self.ready.pop_front() {
-                return Some(Ok(Some(b)));
-            }
-            if self.decoder.as_ref().is_none_or(|d| d.is_done()) {
-                return Some(Ok(None));
-            }
-            let early = self.early.take()?;
-            if let Err(e) = self.decode(early) {
-                return Some(Err(e));
-            }
+        if decoder.is_done() {
+            return Ok(Got::End);
         }
-    }
-
-    /// The next piece of the body, `None` at its end.
-    pub async fn read_body(&mut self) -> Result<Option<Bytes>> {
-        loop {
-            if let Some(piece) = self.buffered() {
-                return piece;
+        // A wait's first read drains a paced stream's socket in one (see `try_read_now`).
+        let first = std::mem::take(&mut self.woke);
+        let mut eof = false;
+        let now = try_read_now(&self.sock, first && !self.busy, |read| {
+            eof = read.is_empty();
+            if eof {
+                decoder
+                    .eof()
+                    .or_err(ErrorType::ConnectionClosed, "upstream body")
+            } else {
+                decoder
+                    .decode(read, piece)
+                    .or_err(ErrorType::InvalidHTTPHeader, "upstream body")
             }
-            let read = self.read_some().await?;
-            self.decode(read)?;
-        }
-    }
-
-    /// Body pieces decoded and not yet taken.
-    pub fn ready_len(&self) -> usize {
-        self.ready.len()
-    }
-
-    /// Like [`read_body`](Self::read_body), but only what is there now: `None` if nothing is.
-    pub fn read_body_now(&mut self) -> Option<Result<Option<Bytes>>> {
-        loop {
-            if let Some(piece) = self.buffered() {
-                return Some(piece);
-            }
-            match try_read_now(&self.sock, false) {
-                Ok(ReadNow {
-                    bytes: None, asked, ..
-                }) => {
-                    // Asked and found nothing: the stream is paced, not busy.
-                    self.busy &= !asked;
-                    return None;
-                }
-                Ok(ReadNow {
-                    bytes: Some(read), ..
-                }) => {
-                    self.busy = true;
-                    self.drained = false;
-                    if let Err(e) = self.decode(read) {
-                        return Some(Err(e));
-                    }
-                }
-                Err(e) => {
-                    return Some(Err(io_err(
-                        ErrorType::ReadError,
-                        "reading from the upstream",
-                        e,
-                    )))
-                }
-            }
-        }
+        })
+        .or_err(ErrorType::ReadError, "reading from the upstream")?;
+        let Some(decoded) = now.got else {
+            // Asked and found nothing: the stream is paced, not busy.
+            self.busy &= !now.asked;
+            return Ok(Got::Quiet);
+        };
+        self.eof |= eof;
+        self.drained = now.drained;
+        // More behind a wait's first read: the upstream is sending faster than it is read.
+        self.busy |= !first;
+        decoded?;
+        Ok(if decoder.is_done() {
+            Got::End
+        } else {
+            Got::Read
+        })
     }
 
     /// After a 101: bytes flow both ways as they are, until a side closes.
@@ -439,7 +440,6 @@ impl Upstream {
         !self.tunnel
             && !self.eof
             && self.early.is_none()
-            && self.ready.is_empty()
             && self.decoder.as_ref().is_some_and(|d| d.reusable())
     }
 
@@ -496,12 +496,24 @@ pub(in crate::h1) mod tests {
         up.send_head(&wire, &req).await.expect("send");
     }
 
-    pub(in crate::h1) async fn body(up: &mut Upstream) -> Vec<u8> {
-        let mut all = Vec::new();
-        while let Some(b) = up.read_body().await.expect("body") {
-            all.extend_from_slice(&b);
+    /// The rest of the body, or the error that ended it, and how many reads found nothing.
+    pub(in crate::h1) async fn read_all(up: &mut Upstream) -> (Result<Vec<u8>>, usize) {
+        let (mut all, mut quiet) = (Vec::new(), 0);
+        loop {
+            if let Err(e) = up.readable().await {
+                return (Err(e), quiet);
+            }
+            match up.read_now(|piece| all.extend_from_slice(piece)) {
+                Ok(Got::End) => return (Ok(all), quiet),
+                Ok(Got::Quiet) => quiet += 1,
+                Ok(Got::Read) => {}
+                Err(e) => return (Err(e), quiet),
+            }
         }
-        all
+    }
+
+    pub(in crate::h1) async fn body(up: &mut Upstream) -> Vec<u8> {
+        read_all(up).await.0.expect("body")
     }
 
     #[tokio::test]
@@ -529,11 +541,16 @@ pub(in crate::h1) mod tests {
         let mut up = Upstream::connect(addr, W, W).await.expect("connect");
         send(&mut up, "/").await;
         up.read_header().await.expect("head");
-        assert_eq!(
-            up.read_body().await.expect("abc").as_deref(),
-            Some(&b"abc"[..])
-        );
-        assert!(up.read_body().await.is_err());
+        let mut got = Vec::new();
+        let e = loop {
+            up.readable().await.expect("readable");
+            match up.read_now(|piece| got.extend_from_slice(piece)) {
+                Err(e) => break e,
+                Ok(g) => assert_ne!(g, Got::End),
+            }
+        };
+        assert_eq!(got, b"abc", "what came before the cut still came");
+        assert_eq!(e.etype(), &ErrorType::ConnectionClosed);
 
         let (addr, _h) = server(b"HTTP/1.1 200 OK\r\n\r\nuntil|close").await;
         let mut up = Upstream::connect(addr, W, W).await.expect("connect");

@@ -6,12 +6,12 @@ use std::net::IpAddr;
 
 use bytes::Bytes;
 use http::HeaderValue;
-use pingora::protocols::http::HttpTask;
 use pingora::{ErrorType, OrErr, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::Session;
 
 use crate::h1::head::Response;
+use crate::h1::scratch;
 use crate::headers::view::RequestHead;
 
 /// A client connection carrying one request.
@@ -36,8 +36,23 @@ pub(crate) trait Downstream: Send {
     fn holds_output(&self) -> bool;
     /// Sends whatever is written but held back, before a wait.
     fn flush(&mut self) -> impl Future<Output = Result<()>> + Send;
-    /// Writes body pieces, in one write where it can; `chunks` is left empty.
-    fn write_body(&mut self, chunks: &mut Vec<Bytes>) -> impl Future<Output = Result<()>> + Send;
+    /// Where the next body write is assembled (with [`put_body`]); hand it to [`send_body`].
+    ///
+    /// [`put_body`]: Downstream::put_body
+    /// [`send_body`]: Downstream::send_body
+    fn body_buf(&mut self) -> Vec<u8>;
+    /// Appends a piece of the body to `buf` as this client's framing needs it.
+    fn put_body(&self, piece: &[u8], buf: &mut Vec<u8>);
+    /// Writes what was assembled in `buf` (if anything), in one write.
+    fn send_body(&mut self, buf: Vec<u8>) -> impl Future<Output = Result<()>> + Send;
+    /// Writes body pieces in one write.
+    fn write_body(&mut self, pieces: &[&[u8]]) -> impl Future<Output = Result<()>> + Send {
+        let mut buf = self.body_buf();
+        for piece in pieces {
+            self.put_body(piece, &mut buf);
+        }
+        self.send_body(buf)
+    }
     /// Ends the response body.
     fn finish(&mut self) -> impl Future<Output = Result<()>> + Send;
     /// The next piece of the request body, `None` at its end.
@@ -104,18 +119,24 @@ impl Downstream for Session {
         Ok(())
     }
 
-    async fn write_body(&mut self, chunks: &mut Vec<Bytes>) -> Result<()> {
-        match chunks.len() {
-            0 => Ok(()),
-            1 => self.write_response_body(chunks.pop(), false).await,
-            _ => {
-                let tasks = chunks
-                    .drain(..)
-                    .map(|c| HttpTask::Body(Some(c), false))
-                    .collect();
-                self.write_response_tasks(tasks).await.map(|_| ())
-            }
+    fn body_buf(&mut self) -> Vec<u8> {
+        scratch::write_buf()
+    }
+
+    fn put_body(&self, piece: &[u8], buf: &mut Vec<u8>) {
+        // Pingora's session frames the body itself.
+        buf.extend_from_slice(piece);
+    }
+
+    async fn send_body(&mut self, buf: Vec<u8>) -> Result<()> {
+        if buf.is_empty() {
+            scratch::give_back(buf);
+            return Ok(());
         }
+        // Copied out, so the thread's buffer is back before the write waits.
+        let body = Bytes::copy_from_slice(&buf);
+        scratch::give_back(buf);
+        self.write_response_body(Some(body), false).await
     }
 
     async fn finish(&mut self) -> Result<()> {

@@ -1,14 +1,13 @@
 //! The response, on its way to the client: its head (SSE headers, framing, the stream's
-//! record), its body chunk batch by chunk batch, or after a 101 a tunnel both ways.
+//! record), its body a write at a time, or after a 101 a tunnel both ways.
 
 use std::time::Instant;
 
-use bytes::Bytes;
 use pingora::{Error, ErrorType};
 
-use super::{down, up, Downstream, Relay, Stop};
+use super::{down, up, Downstream, Relay, Stop, MAX_BATCH_BYTES};
 use crate::h1::head::Response;
-use crate::h1::upstream::Upstream;
+use crate::h1::upstream::{Got, Upstream};
 use crate::headers;
 use crate::heartbeat::Schedule;
 use crate::observe::StreamEnd;
@@ -79,29 +78,44 @@ impl<D: Downstream> Relay<'_, D> {
         Ok(())
     }
 
-    /// The next upstream body chunk (`None` at the end), writing heartbeats while it is late.
-    pub(super) async fn next_chunk(
-        &mut self,
-        upstream: &mut Upstream,
-    ) -> std::result::Result<Option<Bytes>, Stop> {
-        let silent = "upstream silent for the idle timeout";
-        let read = std::pin::pin!(upstream.read_body());
-        self.await_upstream(read, silent).await
-    }
-
-    /// Passes upstream chunks to the client as they are, in one write (`batch` is left empty).
-    pub(super) async fn forward(
-        &mut self,
-        batch: &mut Vec<Bytes>,
-    ) -> std::result::Result<(), Stop> {
-        // Never empty: the batch starts with a chunk, and the body decoder makes no empty ones.
+    /// Passes what the upstream has sent, without waiting for more, to the client in one
+    /// write, observed on its way; says what the upstream's side found.
+    pub(super) async fn forward(&mut self, upstream: &mut Upstream) -> Result<Got, Stop> {
+        // One clock reading for all the pieces of one write.
         let now = Instant::now();
-        if let Some(stream) = self.ctx.stream.as_mut() {
-            stream.on_chunks(batch, now);
+        let mut buf = self.session.body_buf();
+        let mut data = false;
+        let (session, stream) = (&*self.session, &mut self.ctx.stream);
+        let got = loop {
+            // Each piece goes from the read buffer to the observer and into the write as it
+            // lies: no copy of the read, no shared bytes per piece.
+            let got = upstream.read_now(|piece| {
+                data = true;
+                if let Some(s) = stream.as_mut() {
+                    s.observe(piece, now);
+                }
+                session.put_body(piece, &mut buf);
+            });
+            match got {
+                Ok(Got::Read) if buf.len() < MAX_BATCH_BYTES => {}
+                other => break other,
+            }
+        };
+        if let (true, Some(s)) = (data, stream.as_mut()) {
+            s.observed(now);
         }
-        self.session.write_body(batch).await.map_err(down)?;
-        self.schedule.on_upstream(now);
-        Ok(())
+        self.session.send_body(buf).await.map_err(down)?;
+        if data {
+            self.schedule.on_upstream(now);
+        }
+        let got = got.map_err(up)?;
+        if got == Got::Quiet {
+            // The upstream went quiet: what was counted shows now, not at its next piece.
+            if let Some(s) = self.ctx.stream.as_mut() {
+                s.publish_now();
+            }
+        }
+        Ok(got)
     }
 
     /// After a 101: bytes in both directions, as they come, until either side closes.
@@ -119,10 +133,16 @@ impl<D: Downstream> Relay<'_, D> {
                     Some(bytes) => upstream.send_body(bytes).await.map_err(up)?,
                     None => return Ok(()),
                 },
-                r = upstream.read_body() => match r.map_err(up)? {
-                    Some(bytes) => self.session.write_body(&mut vec![bytes]).await.map_err(down)?,
-                    None => return Ok(()),
-                },
+                r = upstream.readable() => {
+                    r.map_err(up)?;
+                    let mut buf = self.session.body_buf();
+                    let session = &*self.session;
+                    let got = upstream.read_now(|piece| session.put_body(piece, &mut buf));
+                    self.session.send_body(buf).await.map_err(down)?;
+                    if got.map_err(up)? == Got::End {
+                        return Ok(());
+                    }
+                }
                 _ = self.timer.fired() => {
                     let e = Error::explain(ErrorType::ReadTimedout, "upgraded connection idle");
                     return Err(Stop::Upstream(e.into_up(), StreamEnd::IdleTimeout));

@@ -5,8 +5,10 @@
 //! heartbeat while the upstream is silent. A stream route is therefore relayed by ssegate
 //! itself, in one task that waits on three things at once: the next upstream read, the client
 //! hanging up, and one timer (heartbeat or idle deadline, see
-//! [`crate::heartbeat::Schedule`]). The upstream read future is kept alive across timer
-//! wake-ups rather than re-created, so no partial read is ever cancelled.
+//! [`crate::heartbeat::Schedule`]). It waits on the upstream's readiness and reads only once
+//! that has come, so a timer's wake-up never cancels a read half done. What a wake-up finds
+//! goes from the read buffer to the observer and into one write to the client, piece by
+//! piece, with no copy of the read in between.
 //!
 //! The client side is a `Downstream`: ssegate's lean HTTP/1 connection for plain HTTP/1.1
 //! requests on any route (see [`front`](crate::front)), or Pingora's session for stream
@@ -29,12 +31,11 @@ pub(crate) use downstream::Downstream;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use pingora::prelude::HttpPeer;
 use pingora::{Error, ErrorType, OrErr, Result};
 
 use crate::config::Route;
-use crate::h1::scratch;
+use crate::h1::upstream::Got;
 use crate::headers;
 use crate::heartbeat::Schedule;
 use crate::observe::StreamEnd;
@@ -58,14 +59,9 @@ pub fn peer(
     peer
 }
 
-/// Most upstream chunks written to the client in one go: enough for a full read of small
-/// events (16 KiB of ~140-byte chunks is about 116), so each read goes out in one write. At 32,
-/// the raw scenario made 142k sends for 133k reads; at 128, as many sends as reads. Batching by
-/// bytes instead (32 KiB), together with draining on every short read, cost about 10% more CPU
-/// per event on back-to-back events (interleaved runs; the two were not measured apart).
-const MAX_BATCH: usize = 128;
-/// A batch stops growing past this many bytes: large chunks go out a few at a time, so a
-/// stream's batch (and its copy on the way out) stays small whatever the chunks' size.
+/// A write stops growing past this many bytes: what the upstream has sent goes out a few
+/// reads at a time, so a stream's write buffer stays small whatever its pace. (Counted in
+/// chunks instead, 32 per write made 142k sends for 133k reads on back-to-back events.)
 const MAX_BATCH_BYTES: usize = 64 * 1024;
 
 /// Why a relay stopped before the upstream finished.
@@ -212,48 +208,14 @@ impl<D: Downstream> Relay<'_, D> {
         if self.ctx.status == 101 {
             return Box::pin(self.tunnel(&mut upstream)).await;
         }
-        let mut ended = false;
-        while !ended {
-            let Some(first) = self.next_chunk(&mut upstream).await? else {
-                break;
-            };
-            // Chunks the upstream already sent go out together, in one write and one flush
-            // (as Pingora's pipeline does): per-chunk writes cost a syscall per event.
-            // Sized for what was decoded already: grown from one, a busy stream's batch was
-            // reallocated four times on its way to 32 (5% of user time on back-to-back events).
-            // The thread's list is lent for it: a new one per batch was an allocation per event
-            // on a paced stream.
-            let mut batch = scratch::batch((1 + upstream.ready_len()).min(MAX_BATCH));
-            let mut bytes = first.len();
-            batch.push(first);
-            let mut quiet = false;
-            while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
-                match upstream.read_body_now() {
-                    Some(Ok(Some(chunk))) => {
-                        bytes += chunk.len();
-                        batch.push(chunk);
-                    }
-                    Some(Ok(None)) => {
-                        ended = true;
-                        break;
-                    }
-                    Some(Err(e)) => {
-                        self.forward(&mut batch).await?;
-                        return Err(up(e));
-                    }
-                    None => {
-                        quiet = true;
-                        break;
-                    }
-                }
+        loop {
+            {
+                let readable = std::pin::pin!(upstream.readable());
+                self.await_upstream(readable, "upstream silent for the idle timeout")
+                    .await?;
             }
-            self.forward(&mut batch).await?;
-            scratch::give_back_batch(batch);
-            if quiet {
-                // The upstream went quiet: what was counted shows now, not at its next chunk.
-                if let Some(stream) = self.ctx.stream.as_mut() {
-                    stream.publish_now();
-                }
+            if self.forward(&mut upstream).await? == Got::End {
+                break;
             }
         }
         self.shared.idle.put(upstream);
@@ -317,9 +279,7 @@ impl<D: Downstream> Relay<'_, D> {
         if let Some(s) = self.ctx.stream.as_mut() {
             s.finish(end, 200);
         }
-        self.session
-            .write_body(&mut vec![Bytes::from(event)])
-            .await?;
+        self.session.write_body(&[event.as_bytes()]).await?;
         self.session.finish().await?;
         Ok(true)
     }

@@ -73,7 +73,7 @@ impl<D: Downstream> Relay<'_, D> {
 
     async fn heartbeat(&mut self) -> std::result::Result<(), Stop> {
         self.session
-            .write_body(&mut vec![Bytes::from_static(heartbeat::COMMENT)])
+            .write_body(&[heartbeat::COMMENT])
             .await
             .map_err(down)?;
         self.schedule.on_heartbeat(Instant::now());
