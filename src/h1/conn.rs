@@ -7,6 +7,7 @@
 //! per write). It becomes a Pingora stream, digest and all, only if a request on it goes to
 //! Pingora's pipeline.
 
+use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
@@ -20,9 +21,24 @@ use tokio::net::TcpStream;
 use super::scratch;
 
 /// What the lean path reads and writes: either kind of connection.
-pub trait ClientIo: AsyncRead + AsyncWrite + Unpin + Send {}
+pub trait ClientIo: AsyncRead + AsyncWrite + Unpin + Send {
+    /// Writes what the connection takes now, without waiting, where it can (`None`: it
+    /// cannot, and the write goes through `AsyncWrite`).
+    fn try_write_now(&self, bytes: &[u8]) -> Option<io::Result<usize>>;
+}
 
-impl<T: AsyncRead + AsyncWrite + Unpin + Send + ?Sized> ClientIo for T {}
+impl ClientIo for TcpStream {
+    fn try_write_now(&self, bytes: &[u8]) -> Option<io::Result<usize>> {
+        Some(self.try_write(bytes))
+    }
+}
+
+impl ClientIo for Stream {
+    fn try_write_now(&self, _: &[u8]) -> Option<io::Result<usize>> {
+        // TLS, or a stream with Pingora's buffers: written and flushed as a future.
+        None
+    }
+}
 
 /// One client connection.
 pub enum Conn {
