@@ -3,7 +3,7 @@
 //! The decoder is a plain state machine fed whatever a read returned; it hands out slices of
 //! those reads (no copy) and never holds more than one chunk-size or trailer line.
 
-use bytes::{BufMut, Bytes};
+use bytes::BufMut;
 
 /// Longest chunk-size line (size, extensions) accepted.
 const MAX_SIZE_LINE: usize = 4096;
@@ -289,11 +289,6 @@ fn plain_size_line(input: &[u8]) -> Option<(u64, usize)> {
     None
 }
 
-/// Appends `chunks` to `out` as HTTP/1.1 chunks (empty ones are skipped: they would end it).
-pub fn encode_chunks(chunks: &[Bytes], out: &mut impl BufMut) {
-    chunks.iter().for_each(|c| put_chunk(c, out));
-}
-
 /// Appends `data` to `out` as one HTTP/1.1 chunk (nothing if it is empty: that would end it).
 pub fn put_chunk(data: &[u8], out: &mut impl BufMut) {
     if !data.is_empty() {
@@ -406,8 +401,9 @@ mod tests {
     #[test]
     fn chunks_encode_with_hex_sizes() {
         let mut out = BytesMut::new();
-        let chunks = [Bytes::from(vec![b'x'; 26]), Bytes::new(), Bytes::from("ok")];
-        encode_chunks(&chunks, &mut out);
+        for chunk in [&[b'x'; 26][..], b"", b"ok"] {
+            put_chunk(chunk, &mut out);
+        }
         assert_eq!(
             &out[..],
             &b"1a\r\nxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n2\r\nok\r\n"[..]
@@ -458,12 +454,12 @@ mod tests {
             let (mut at, mut i) = (0, 0);
             while at < body.len() {
                 let n = sizes[i % sizes.len()].min(body.len() - at);
-                chunks.push(Bytes::copy_from_slice(&body[at..at + n]));
+                chunks.push(&body[at..at + n]);
                 at += n;
                 i += 1;
             }
             let mut wire = BytesMut::new();
-            encode_chunks(&chunks, &mut wire);
+            chunks.iter().for_each(|c| put_chunk(c, &mut wire));
             wire.extend_from_slice(LAST_CHUNK);
             wire.extend_from_slice(b"NEXT");
             let mut d = Decoder::new(Framing::Chunked);

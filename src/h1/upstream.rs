@@ -17,7 +17,7 @@ use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 
-use super::body::{encode_chunks, Decoder, Framing, LAST_CHUNK};
+use super::body::{put_chunk, Decoder, Framing, LAST_CHUNK};
 use super::head::Response;
 use super::{head, scratch};
 use crate::headers::view::{Fields, RequestHead};
@@ -252,7 +252,7 @@ impl Upstream {
             (true, _) | (false, Send::Raw) => self.write(&data).await,
             (false, Send::Chunked) => {
                 let mut out = BytesMut::with_capacity(data.len() + 16);
-                encode_chunks(&[data], &mut out);
+                put_chunk(&data, &mut out);
                 self.write(&out).await
             }
             (false, Send::None) => Ok(()),

@@ -101,21 +101,19 @@ impl<D: Downstream> Relay<'_, D> {
                 other => break other,
             }
         };
-        if let (true, Some(s)) = (data, stream.as_mut()) {
-            s.observed(now);
+        if let Some(s) = stream.as_mut() {
+            if matches!(got, Ok(Got::Quiet)) {
+                // The upstream went quiet: what was counted shows now, not at its next piece.
+                s.publish_now();
+            } else if data {
+                s.observed(now);
+            }
         }
         self.session.send_body(buf).await.map_err(down)?;
         if data {
             self.schedule.on_upstream(now);
         }
-        let got = got.map_err(up)?;
-        if got == Got::Quiet {
-            // The upstream went quiet: what was counted shows now, not at its next piece.
-            if let Some(s) = self.ctx.stream.as_mut() {
-                s.publish_now();
-            }
-        }
-        Ok(got)
+        got.map_err(up)
     }
 
     /// After a 101: bytes in both directions, as they come, until either side closes.
@@ -135,11 +133,7 @@ impl<D: Downstream> Relay<'_, D> {
                 },
                 r = upstream.readable() => {
                     r.map_err(up)?;
-                    let mut buf = self.session.body_buf();
-                    let session = &*self.session;
-                    let got = upstream.read_now(|piece| session.put_body(piece, &mut buf));
-                    self.session.send_body(buf).await.map_err(down)?;
-                    if got.map_err(up)? == Got::End {
+                    if self.forward(upstream).await? == Got::End {
                         return Ok(());
                     }
                 }

@@ -209,11 +209,9 @@ impl<D: Downstream> Relay<'_, D> {
             return Box::pin(self.tunnel(&mut upstream)).await;
         }
         loop {
-            {
-                let readable = std::pin::pin!(upstream.readable());
-                self.await_upstream(readable, "upstream silent for the idle timeout")
-                    .await?;
-            }
+            let silent = "upstream silent for the idle timeout";
+            self.await_upstream(std::pin::pin!(upstream.readable()), silent)
+                .await?;
             if self.forward(&mut upstream).await? == Got::End {
                 break;
             }
