@@ -206,20 +206,15 @@ impl TrackedStream {
     /// Observes one upstream body chunk on its way to the client and publishes at once
     /// (for callers that cannot tell when the stream goes quiet).
     pub fn on_chunk(&mut self, chunk: &[u8]) {
-        self.on_chunks(std::slice::from_ref(&chunk), Instant::now());
-        self.publish_now();
+        let now = Instant::now();
+        self.observe(chunk, now);
+        self.publish(now);
     }
 
-    /// Observes chunks that go to the client together, at `now` (one clock read for all).
-    /// Counts reach the shared counters every `PUBLISH_EVERY` at most; the caller calls
-    /// [`Self::publish_now`] when the upstream goes quiet, so nothing waits on the next chunk.
-    pub fn on_chunks<C: AsRef<[u8]>>(&mut self, chunks: &[C], now: Instant) {
-        chunks.iter().for_each(|c| self.observe(c.as_ref(), now));
-        self.observed(now);
-    }
-
-    /// Observes one chunk of a batch going to the client at `now`; [`Self::observed`] ends
-    /// the batch.
+    /// Observes one chunk of a batch going to the client at `now` (one clock reading for
+    /// all); [`Self::observed`] ends the batch. Counts reach the shared counters every
+    /// `PUBLISH_EVERY` at most; the caller calls [`Self::publish_now`] when the upstream goes
+    /// quiet, so nothing waits on the next chunk.
     pub fn observe(&mut self, chunk: &[u8], now: Instant) {
         if chunk.is_empty() {
             return;
@@ -359,6 +354,12 @@ mod tests {
     use crate::metrics::Metrics;
     use std::net::Ipv4Addr;
 
+    /// Observes `chunks` as one write to the client at `now`, as the relay does.
+    fn batch(s: &mut TrackedStream, chunks: &[&[u8]], now: Instant) {
+        chunks.iter().for_each(|c| s.observe(c, now));
+        s.observed(now);
+    }
+
     #[test]
     fn registry_follows_the_stream_and_gauge_returns_to_zero() {
         let m = Metrics::new();
@@ -374,7 +375,7 @@ mod tests {
             "127.0.0.1:8000".into(),
         );
         assert_eq!(rm.active.get(), 1);
-        s.on_chunks::<&[u8]>(&[b"", b": comment\n\n"], Instant::now());
+        batch(&mut s, &[b"", b": comment\n\n"], Instant::now());
         assert_eq!(rm.chunks.get(), 1, "empty chunks are not counted");
         s.on_chunk(b"data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\ndata: [DONE]\n\n");
         let rows = reg.rows(Instant::now());
@@ -431,13 +432,13 @@ mod tests {
             "u".into(),
         );
         let event: &[u8] = b"data: x\n\n";
-        s.on_chunks(&[event], t0);
+        batch(&mut s, &[event], t0);
         assert_eq!(rm.chunks.get(), 1, "the first batch is published at once");
-        s.on_chunks(&[event], t0 + PUBLISH_EVERY / 2);
+        batch(&mut s, &[event], t0 + PUBLISH_EVERY / 2);
         assert_eq!(rm.chunks.get(), 1, "within the period, held");
-        s.on_chunks(&[event], t0 + PUBLISH_EVERY);
+        batch(&mut s, &[event], t0 + PUBLISH_EVERY);
         assert_eq!(rm.chunks.get(), 3, "a period on, published");
-        s.on_chunks(&[event], t0 + PUBLISH_EVERY + PUBLISH_EVERY / 4);
+        batch(&mut s, &[event], t0 + PUBLISH_EVERY + PUBLISH_EVERY / 4);
         assert_eq!(rm.chunks.get(), 3);
         s.publish_now();
         assert_eq!(rm.chunks.get(), 4, "the upstream went quiet: published now");

@@ -153,7 +153,11 @@ impl Decoder {
                 Chunk::Size => {
                     // The usual line, whole in this read: read where it lies, without the
                     // general parser (about a tenth of a paced event's decoding).
-                    let plain = plain_size_line(input).filter(|_| self.line.is_empty());
+                    let plain = if self.line.is_empty() {
+                        plain_size_line(input)
+                    } else {
+                        None
+                    };
                     let size = if let Some((size, len)) = plain {
                         input = &input[len..];
                         size

@@ -496,24 +496,25 @@ pub(in crate::h1) mod tests {
         up.send_head(&wire, &req).await.expect("send");
     }
 
-    /// The rest of the body, or the error that ended it, and how many reads found nothing.
-    pub(in crate::h1) async fn read_all(up: &mut Upstream) -> (Result<Vec<u8>>, usize) {
-        let (mut all, mut quiet) = (Vec::new(), 0);
+    /// What came of the rest of the body, and how it ended (`Ok` at its end).
+    pub(in crate::h1) async fn read_all(up: &mut Upstream) -> (Vec<u8>, Result<()>) {
+        let mut all = Vec::new();
         loop {
             if let Err(e) = up.readable().await {
-                return (Err(e), quiet);
+                return (all, Err(e));
             }
             match up.read_now(|piece| all.extend_from_slice(piece)) {
-                Ok(Got::End) => return (Ok(all), quiet),
-                Ok(Got::Quiet) => quiet += 1,
-                Ok(Got::Read) => {}
-                Err(e) => return (Err(e), quiet),
+                Ok(Got::End) => return (all, Ok(())),
+                Ok(Got::Read | Got::Quiet) => {}
+                Err(e) => return (all, Err(e)),
             }
         }
     }
 
     pub(in crate::h1) async fn body(up: &mut Upstream) -> Vec<u8> {
-        read_all(up).await.0.expect("body")
+        let (all, end) = read_all(up).await;
+        end.expect("body");
+        all
     }
 
     #[tokio::test]
@@ -541,15 +542,9 @@ pub(in crate::h1) mod tests {
         let mut up = Upstream::connect(addr, W, W).await.expect("connect");
         send(&mut up, "/").await;
         up.read_header().await.expect("head");
-        let mut got = Vec::new();
-        let e = loop {
-            up.readable().await.expect("readable");
-            match up.read_now(|piece| got.extend_from_slice(piece)) {
-                Err(e) => break e,
-                Ok(g) => assert_ne!(g, Got::End),
-            }
-        };
+        let (got, end) = read_all(&mut up).await;
         assert_eq!(got, b"abc", "what came before the cut still came");
+        let e = end.expect_err("a body cut short");
         assert_eq!(e.etype(), &ErrorType::ConnectionClosed);
 
         let (addr, _h) = server(b"HTTP/1.1 200 OK\r\n\r\nuntil|close").await;
